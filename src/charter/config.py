@@ -1,0 +1,92 @@
+"""Settings: defaults, overridden by environment variables (CHARTER_*), overridden by flags.
+
+All user data (database, models folder) lives under one directory, `CHARTER_HOME`, by
+default the platform's user data directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from charter.errors import ConfigError
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("charter", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHARTER_", extra="forbid")
+
+    home: Path = Field(default_factory=_default_home)
+    #: Backend name (an entry point in `charter.backends`): llamacpp, openai, ...
+    backend: str = "llamacpp"
+    #: Backend-specific options (JSON in CHARTER_BACKEND_OPTIONS), validated by the backend.
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    #: A local GGUF file to serve instead of the embedded SmolLM2-135M-Instruct.
+    model: Path | None = None
+    n_ctx: int = Field(default=4096, ge=64)
+    n_threads: int | None = Field(default=None, ge=1)
+    n_gpu_layers: int = Field(default=0, ge=-1)
+    #: max_tokens when a request does not say (bounded by the context left).
+    default_max_tokens: int = Field(default=512, ge=1)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    #: Serve without API keys on a non-loopback address (explicit opt-out).
+    insecure: bool = False
+    #: Require API keys even on loopback.
+    require_keys: bool = False
+    #: Requests waiting for the model beyond this get 429 with Retry-After.
+    queue_limit: int = Field(default=32, ge=0)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    #: Requests per minute per API key (0: no limit).
+    rate_limit_per_minute: int = Field(default=120, ge=0)
+
+    @field_validator("home", "model", mode="after")
+    @classmethod
+    def _expand(cls, v: Path | None) -> Path | None:
+        return v.expanduser() if v is not None else None
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "charter.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def keys_required(self) -> bool:
+        """Keys are needed on any non-loopback address unless --insecure, or when asked."""
+        return self.require_keys or (not is_loopback(self.host) and not self.insecure)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment with `overrides` (flags) on top; None values ignored.
+
+    Raises ConfigError naming the setting when a value is invalid.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        raise ConfigError(f"invalid setting {field} (CHARTER_{field.upper()}): {err['msg']}") \
+            from None

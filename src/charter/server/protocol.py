@@ -1,0 +1,213 @@
+"""The OpenAI chat-completions protocol as Charter speaks it: request models and responses.
+
+Requests are validated here, at the boundary; a Charter extension field (`conversation_id`)
+lets a client keep the history server-side and send only the new messages.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from charter.errors import PayloadTooLargeError, RequestError
+from charter.types import Message, Params, Turn
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+    def to_message(self) -> Message:
+        text = self.content if isinstance(self.content, str) else "".join(
+            p.text for p in self.content)
+        return Message(role="system" if self.role == "developer" else self.role, content=text)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    n: int = Field(default=1, ge=1, le=1, description="Only one choice is generated.")
+    user: str | None = None
+    #: Charter extension: append `messages` to this stored conversation.
+    conversation_id: str | None = None
+
+    def chat_messages(self) -> list[Message]:
+        out = []
+        for i, m in enumerate(self.messages):
+            try:
+                out.append(m.to_message())
+            except ValidationError as exc:
+                raise _validation_error(exc, prefix=f"messages.{i}") from None
+        return out
+
+    def params(self) -> Params:
+        given = {
+            "max_tokens": self.max_completion_tokens or self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "stop": [self.stop] if isinstance(self.stop, str) else self.stop,
+            "seed": self.seed,
+            "logprobs": self.logprobs,
+            "top_logprobs": self.top_logprobs,
+            "presence_penalty": self.presence_penalty,
+            "frequency_penalty": self.frequency_penalty,
+        }
+        try:
+            return Params(**{k: v for k, v in given.items() if v is not None})
+        except ValidationError as exc:
+            raise _validation_error(exc) from None
+
+
+class TitleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=200)
+
+
+class NewConversationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(default="New chat", min_length=1, max_length=200)
+
+
+async def read_json(request: Request, model: type[BaseModel], limit: int) -> Any:
+    """Read, decode and validate a JSON body. Every failure is a RequestError (4xx)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"request body is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLargeError(f"request body is over the limit of {limit} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RequestError(f"request body is not valid UTF-8 (bad byte at offset {exc.start})",
+                           code="invalid_utf8") from None
+    if not text.strip():
+        raise RequestError("request body is empty; send a JSON object", code="invalid_json")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
+                           f"column {exc.colno}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise RequestError("request body must be a JSON object", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+
+
+def _validation_error(exc: ValidationError, prefix: str = "") -> RequestError:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("function-after",))
+    if prefix and not loc.startswith(prefix):
+        loc = f"{prefix}.{loc}" if loc else prefix
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unrecognized parameter (not supported by Charter)"
+    elif err["type"] == "literal_error" and loc.endswith("role"):
+        msg = f"unknown role {err.get('input')!r}; expected system, developer, user or assistant"
+    return RequestError(f"{loc}: {msg}" if loc else msg, param=loc or None,
+                        code="invalid_value")
+
+
+# -- responses ---------------------------------------------------------------------------
+
+def completion_id(turn: Turn) -> str:
+    return f"chatcmpl-{turn.message_id or 'none'}"
+
+
+def completion_response(turn: Turn, logprobs: list[dict] | None) -> dict[str, Any]:
+    """The non-streaming `chat.completion` object, with Charter's `charter` object."""
+    return {
+        "id": completion_id(turn),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": turn.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": turn.answer},
+            "logprobs": {"content": logprobs} if logprobs is not None else None,
+            "finish_reason": turn.finish_reason,
+        }],
+        "usage": turn.usage,
+        "charter": turn.charter(),
+    }
+
+
+def chunk(turn: Turn, delta: dict[str, Any], *, finish_reason: str | None = None,
+          logprobs: dict | None = None, final: bool = False) -> dict[str, Any]:
+    """One `chat.completion.chunk`; the final one carries usage and the `charter` object."""
+    out: dict[str, Any] = {
+        "id": completion_id(turn),
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": turn.model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
+                     "logprobs": {"content": [logprobs]} if logprobs else None}],
+    }
+    if final:
+        out["usage"] = turn.usage
+        out["charter"] = turn.charter()
+    return out
+
+
+def message_out(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the conversations API returns it."""
+    return {
+        "id": row["id"],
+        "role": row["role"],
+        "content": row["content"],
+        "status": row["status"],
+        "finish_reason": row["finish_reason"],
+        "error": row["error"],
+        "created_at": int(row["created_at"]),
+        "charter": json.loads(row["charter"]) if row["charter"] else None,
+    }
+
+
+def conversation_out(conv: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": conv["id"],
+        "object": "conversation",
+        "title": conv["title"],
+        "source": conv["source"],
+        "created_at": int(conv["created_at"]),
+        "updated_at": int(conv["updated_at"]),
+        "message_count": conv.get("message_count", 0),
+    }
+    if "messages" in conv:
+        out["messages"] = [message_out(m) for m in conv["messages"]]
+    return out
