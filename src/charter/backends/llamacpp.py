@@ -7,12 +7,16 @@ silently truncated.
 
 from __future__ import annotations
 
+import codecs
 import os
+import random
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import llama_cpp
+import numpy as np
 from pydantic import Field
 
 from charter.backends.base import Backend, BackendOptions
@@ -137,50 +141,108 @@ class LlamaCppBackend(Backend):
         n_prompt = len(tokens)
         if n_prompt >= n_ctx or (params.max_tokens and n_prompt + params.max_tokens > n_ctx):
             raise ContextOverflowError(n_prompt, n_ctx, max_tokens=params.max_tokens)
-        max_tokens = params.token_limit(n_ctx - n_prompt)
-        want_lp = params.logprobs
-        chunks = self._llm.create_completion(
-            prompt=tokens,
-            max_tokens=max_tokens,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            stop=[*params.stop, *template_stop],
-            seed=params.seed,
-            presence_penalty=params.presence_penalty,
-            frequency_penalty=params.frequency_penalty,
-            logprobs=max(params.top_logprobs, 1) if want_lp else None,
-            stream=True,
-        )
-        answer: list[str] = []
-        finish = "stop"
-        with closing(chunks):
-            for chunk in chunks:
-                choice = chunk["choices"][0]
-                text = choice.get("text") or ""
-                if text:
-                    answer.append(text)
-                    lp = _chat_logprobs(choice.get("logprobs"), params.top_logprobs) \
-                        if want_lp else None
-                    yield Event("token", text=text, logprobs=lp)
-                if choice.get("finish_reason"):
-                    finish = choice["finish_reason"]
-        completion = len(self._llm.tokenize("".join(answer).encode("utf-8"), add_bos=False,
-                                            special=True)) if answer else 0
+        limit = params.token_limit(n_ctx - n_prompt)
+        llm = self._llm
+        llm.set_seed(params.seed if params.seed is not None else random.randrange(2**31))
+        # We drive llama.cpp's token loop ourselves (as create_completion does inside) so
+        # that token counts are exact and logprobs come from the live logits, without
+        # `logits_all` (which would keep n_ctx x vocab floats: ~800 MB here).
+        gen = llm.generate(tokens, temp=params.temperature, top_p=params.top_p, top_k=40,
+                           min_p=0.05, repeat_penalty=1.0,
+                           presence_penalty=params.presence_penalty,
+                           frequency_penalty=params.frequency_penalty)
+        text = _TextAssembler([*params.stop, *template_stop])
+        vocab = llm._model.vocab
+        produced, finish, hit_stop_string = 0, "length", False
+        pending_lp: list[dict] = []
+        with closing(gen):
+            for token in gen:
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    finish = "stop"
+                    break
+                produced += 1
+                if params.logprobs:
+                    pending_lp.append(self._token_logprobs(token, params.top_logprobs))
+                piece, stopped = text.push(llm.detokenize([token]))
+                if piece:
+                    lp = _merge_logprobs(pending_lp) if pending_lp else None
+                    pending_lp = []
+                    yield Event("token", text=piece, logprobs=lp)
+                if stopped:
+                    finish, hit_stop_string = "stop", True
+                    break
+                if produced >= limit:
+                    break
+        rest = "" if hit_stop_string else text.flush()
+        if rest:
+            yield Event("token", text=rest,
+                        logprobs=_merge_logprobs(pending_lp) if pending_lp else None)
         yield Event("done", finish_reason=finish,
-                    usage={"prompt_tokens": n_prompt, "completion_tokens": completion,
-                           "total_tokens": n_prompt + completion})
+                    usage={"prompt_tokens": n_prompt, "completion_tokens": produced,
+                           "total_tokens": n_prompt + produced})
+
+    def _token_logprobs(self, token: int, top_n: int) -> dict[str, Any]:
+        """The sampled token's log-probability (and the top alternatives) under the model's
+        own distribution, from the logits it was sampled from (before temperature)."""
+        llm = self._llm
+        n_vocab = llm.n_vocab()
+        logits = np.ctypeslib.as_array(
+            llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+        shifted = logits - logits.max()
+        logz = float(np.log(np.exp(shifted).sum()))
+        entry = _lp_entry(llm, token, float(shifted[token]) - logz)
+        top: list[dict] = []
+        if top_n:
+            best = np.argpartition(-shifted, top_n)[:top_n]
+            best = best[np.argsort(-shifted[best])]
+            top = [_lp_entry(llm, int(t), float(shifted[t]) - logz) for t in best]
+        entry["top_logprobs"] = top
+        return entry
 
 
-def _chat_logprobs(lp: dict | None, top_n: int) -> dict | None:
-    """Turn llama.cpp's completion-style logprobs for one chunk into a chat-style entry."""
-    if not lp or not lp.get("tokens"):
-        return None
-    token = "".join(lp["tokens"])
-    logprob = sum(x for x in lp.get("token_logprobs") or [] if x is not None)
-    top: list[dict] = []
-    tops = lp.get("top_logprobs") or []
-    if tops and tops[-1]:
-        ranked = sorted(tops[-1].items(), key=lambda kv: kv[1], reverse=True)[:top_n]
-        top = [{"token": t, "logprob": v, "bytes": list(t.encode("utf-8"))} for t, v in ranked]
-    return {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8")),
-            "top_logprobs": top}
+def _lp_entry(llm: Any, token: int, logprob: float) -> dict[str, Any]:
+    raw = llm.detokenize([token])
+    return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob,
+            "bytes": list(raw)}
+
+
+def _merge_logprobs(entries: list[dict]) -> dict:
+    """One event may carry several tokens (held back while a stop string was possible)."""
+    if len(entries) == 1:
+        return entries[0]
+    raw = [b for e in entries for b in e["bytes"]]
+    return {"token": bytes(raw).decode("utf-8", errors="replace"),
+            "logprob": sum(e["logprob"] for e in entries), "bytes": raw,
+            "top_logprobs": entries[-1]["top_logprobs"]}
+
+
+class _TextAssembler:
+    """Turns token bytes into text safely: whole UTF-8 characters only, and text that might
+    be the start of a stop string is held back until it is known not to be one."""
+
+    def __init__(self, stops: list[str]):
+        self.stops = [s for s in stops if s]
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.held = ""
+
+    def push(self, data: bytes) -> tuple[str, bool]:
+        """Add bytes; return (text safe to emit now, whether a stop string was reached)."""
+        self.held += self.decoder.decode(data)
+        for stop in self.stops:
+            at = self.held.find(stop)
+            if at >= 0:
+                out, self.held = self.held[:at], ""
+                return out, True
+        keep = 0
+        for stop in self.stops:
+            for n in range(min(len(stop) - 1, len(self.held)), keep, -1):
+                if self.held.endswith(stop[:n]):
+                    keep = n
+                    break
+        cut = len(self.held) - keep
+        out, self.held = self.held[:cut], self.held[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.held = self.held + self.decoder.decode(b"", final=True), ""
+        return out

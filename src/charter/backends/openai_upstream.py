@@ -94,7 +94,7 @@ class OpenAIUpstreamBackend(Backend):
         if params.logprobs:
             body["logprobs"] = True
             body["top_logprobs"] = params.top_logprobs
-        finish, usage, produced = "stop", None, 0
+        finish, usage, produced, done = "stop", None, 0, False
         try:
             with self._client.stream("POST", "/chat/completions", json=body) as r:
                 if r.status_code >= 400:
@@ -104,8 +104,11 @@ class OpenAIUpstreamBackend(Backend):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        done = True
                         break
                     chunk = json.loads(data)
+                    if isinstance(chunk.get("error"), dict | str):
+                        raise _upstream_error(_inband_status(chunk["error"]), data)
                     if chunk.get("usage"):
                         usage = chunk["usage"]
                     for choice in chunk.get("choices") or []:
@@ -121,12 +124,26 @@ class OpenAIUpstreamBackend(Backend):
             raise BackendError(f"upstream {self.options.base_url} failed: {exc}") from exc
         except json.JSONDecodeError as exc:
             raise BackendError(f"upstream {self.options.base_url} sent malformed SSE") from exc
+        if not done:
+            # Some servers (llama-cpp-python's among them) fail inside a 200 stream by just
+            # ending it: never pass that off as a complete, empty answer.
+            raise BackendError(f"upstream {self.options.base_url} ended the stream without "
+                               f"[DONE] after {produced} tokens (it failed mid-answer; see "
+                               "its log)")
         if usage is None:
             usage = {"prompt_tokens": 0, "completion_tokens": produced,
                      "total_tokens": produced}
         yield Event("done", finish_reason=finish, usage={
             k: int(usage.get(k) or 0)
             for k in ("prompt_tokens", "completion_tokens", "total_tokens")})
+
+
+def _inband_status(err: object) -> int:
+    code = err.get("code") if isinstance(err, dict) else None
+    if isinstance(code, int) and 400 <= code < 600:
+        return code
+    kind = err.get("type") if isinstance(err, dict) else None
+    return 400 if kind == "invalid_request_error" else 502
 
 
 def _upstream_error(status: int, text: str) -> UpstreamError:
@@ -140,5 +157,9 @@ def _upstream_error(status: int, text: str) -> UpstreamError:
             message = err
     except (ValueError, AttributeError):
         pass
+    if status in (401, 403):
+        # Charter's own credentials for the upstream are wrong: not the caller's fault.
+        return UpstreamError(f"upstream rejected Charter's API key ({status}): {message}; "
+                             "check backend_options.api_key", status=502)
     return UpstreamError(f"upstream error ({status}): {message}", status=status, param=param,
                          code=code if isinstance(code, str) else None)
