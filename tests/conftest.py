@@ -52,8 +52,9 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m charter serve` in a subprocess on a free port, ready when /health is ok."""
 
-    def __init__(self, home: Path, *args: str, env: dict[str, str] | None = None,
-                 port: int | None = None):
+    def __init__(
+        self, home: Path, *args: str, env: dict[str, str] | None = None, port: int | None = None
+    ):
         self.home = home
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -66,8 +67,11 @@ class ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "charter", "serve", "--port", str(self.port),
-                 *self.args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+                [sys.executable, "-m", "charter", "serve", "--port", str(self.port), *self.args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -105,8 +109,9 @@ def start_server(tmp_path: Path) -> Iterator:
     """Factory: start_server(*args, env=..., home=...) -> a running ServerProcess."""
     servers: list[ServerProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None,
-              home: Path | None = None) -> ServerProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, home: Path | None = None
+    ) -> ServerProcess:
         srv = ServerProcess(home or tmp_path / "charter-home", *args, env=env).start()
         servers.append(srv)
         return srv
@@ -120,8 +125,11 @@ def start_server(tmp_path: Path) -> Iterator:
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One `charter serve` on the real embedded model, shared by the slow tests."""
     home = tmp_path_factory.mktemp("real") / "charter-home"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("CHARTER_BACKEND", "CHARTER_BACKEND_OPTIONS", "CHARTER_MODEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CHARTER_BACKEND", "CHARTER_BACKEND_OPTIONS", "CHARTER_MODEL")
+    }
     srv = ServerProcess(home, env={**env, "CHARTER_N_CTX": "2048"})
     srv.env = {**env, "CHARTER_HOME": str(home), "CHARTER_N_CTX": "2048"}
     srv.start()

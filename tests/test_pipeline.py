@@ -26,7 +26,9 @@ def test_turn_streams_answer_and_stores_both_messages(fake_runtime: Runtime) -> 
     assert turn.finish_reason == "stop"
     conv = fake_runtime.store.get_conversation(turn.conversation_id)
     assert [(m["role"], m["content"], m["status"]) for m in conv["messages"]] == [
-        ("user", "Hi", "complete"), ("assistant", "Hello there, friend.", "complete")]
+        ("user", "Hi", "complete"),
+        ("assistant", "Hello there, friend.", "complete"),
+    ]
     charter = turn.charter()
     assert charter["message_id"] == conv["messages"][1]["id"]
     assert [s["stage"] for s in charter["stages"]] == ["store", "generate"]
@@ -40,7 +42,10 @@ def test_conversation_history_is_sent_to_the_model(fake_runtime: Runtime) -> Non
     fake_runtime.pipeline.run(second)
     sent = fake_runtime.backend.calls[-1]
     assert [(m.role, m.content) for m in sent] == [
-        ("user", "one"), ("assistant", "Hello there, friend."), ("user", "two")]
+        ("user", "one"),
+        ("assistant", "Hello there, friend."),
+        ("user", "two"),
+    ]
 
 
 def test_unknown_conversation_is_not_found(fake_runtime: Runtime) -> None:
@@ -73,8 +78,9 @@ def test_rejected_request_leaves_nothing_stored(tmp_path: Path) -> None:
 
 def test_rejected_request_in_existing_conversation_keeps_history(fake_runtime: Runtime) -> None:
     first = fake_runtime.pipeline.run(fake_runtime.new_turn(user("one")))
-    turn = fake_runtime.new_turn(user("two"), Params(max_tokens=10_000),
-                                 conversation_id=first.conversation_id)
+    turn = fake_runtime.new_turn(
+        user("two"), Params(max_tokens=10_000), conversation_id=first.conversation_id
+    )
     with pytest.raises(ContextOverflowError):
         fake_runtime.pipeline.run(turn)
     msgs = fake_runtime.store.get_conversation(first.conversation_id)["messages"]
@@ -82,8 +88,9 @@ def test_rejected_request_in_existing_conversation_keeps_history(fake_runtime: R
 
 
 def test_default_max_tokens_caps_answer_without_error(tmp_path: Path) -> None:
-    rt = Runtime(fake_settings(tmp_path, default_max_tokens=3,
-                               backend_options={"script": "a b c d e"}))
+    rt = Runtime(
+        fake_settings(tmp_path, default_max_tokens=3, backend_options={"script": "a b c d e"})
+    )
     turn = rt.pipeline.run(rt.new_turn(user("go")))
     assert turn.answer == "a b c" and turn.finish_reason == "length"
     assert turn.usage["completion_tokens"] == 3
@@ -181,9 +188,13 @@ def test_cancelled_waiter_leaves_the_queue() -> None:
 def test_recover_marks_generating_answers_incomplete(fake_runtime: Runtime) -> None:
     store = fake_runtime.store
     conv = store.create_conversation("t")
-    store.add_messages(conv["id"], [{"role": "user", "content": "q"},
-                                    {"role": "assistant", "content": "half",
-                                     "status": "generating"}])
+    store.add_messages(
+        conv["id"],
+        [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "half", "status": "generating"},
+        ],
+    )
     assert store.recover() == 1
     msgs = store.get_conversation(conv["id"])["messages"]
     assert msgs[-1]["status"] == "incomplete" and msgs[-1]["content"] == "half"

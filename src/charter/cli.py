@@ -5,6 +5,7 @@ Every command here is a thin shell over a library function a test can call direc
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -22,20 +23,42 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """Flags shared by every command that runs a model."""
     opts = [
-        click.option("--model", "model", type=click.Path(path_type=Path), default=None,
-                     help="A local GGUF file to run instead of the embedded SmolLM2-135M-"
-                          "Instruct (setting: CHARTER_MODEL)."),
-        click.option("--backend", default=None,
-                     help="Model backend by name: llamacpp (default), openai (an OpenAI-"
-                          "compatible upstream; set CHARTER_BACKEND_OPTIONS='{\"base_url\": "
-                          "...}'), fake (tests)."),
-        click.option("--n-ctx", type=int, default=None,
-                     help="Context size in tokens (default 4096; CHARTER_N_CTX)."),
-        click.option("--threads", "n_threads", type=int, default=None,
-                     help="CPU threads for llama.cpp (default: all cores; CHARTER_N_THREADS)."),
-        click.option("--gpu-layers", "n_gpu_layers", type=int, default=None,
-                     help="Layers to offload to a GPU, -1 for all (needs a GPU build of "
-                          "llama-cpp-python; CHARTER_N_GPU_LAYERS)."),
+        click.option(
+            "--model",
+            "model",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="A local GGUF file to run instead of the embedded SmolLM2-135M-"
+            "Instruct (setting: CHARTER_MODEL).",
+        ),
+        click.option(
+            "--backend",
+            default=None,
+            help="Model backend by name: llamacpp (default), openai (an OpenAI-"
+            'compatible upstream; set CHARTER_BACKEND_OPTIONS=\'{"base_url": '
+            "...}'), fake (tests).",
+        ),
+        click.option(
+            "--n-ctx",
+            type=int,
+            default=None,
+            help="Context size in tokens (default 4096; CHARTER_N_CTX).",
+        ),
+        click.option(
+            "--threads",
+            "n_threads",
+            type=int,
+            default=None,
+            help="CPU threads for llama.cpp (default: all cores; CHARTER_N_THREADS).",
+        ),
+        click.option(
+            "--gpu-layers",
+            "n_gpu_layers",
+            type=int,
+            default=None,
+            help="Layers to offload to a GPU, -1 for all (needs a GPU build of "
+            "llama-cpp-python; CHARTER_N_GPU_LAYERS).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -44,12 +67,19 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def sampling_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--max-tokens", type=int, default=None,
-                     help="Longest answer in tokens (default 512, bounded by the context)."),
-        click.option("--temperature", type=float, default=None,
-                     help="Sampling temperature, 0 for greedy (default 0.7)."),
-        click.option("--seed", type=int, default=None, help="Random seed, for repeatable "
-                                                             "answers."),
+        click.option(
+            "--max-tokens",
+            type=int,
+            default=None,
+            help="Longest answer in tokens (default 512, bounded by the context).",
+        ),
+        click.option(
+            "--temperature",
+            type=float,
+            default=None,
+            help="Sampling temperature, 0 for greedy (default 0.7).",
+        ),
+        click.option("--seed", type=int, default=None, help="Random seed, for repeatable answers."),
         click.option("--system", default=None, help="A system message to start with."),
     ]
     for opt in reversed(opts):
@@ -89,12 +119,16 @@ def cli() -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--host", default=None,
-              help="Address to bind (default 127.0.0.1). Any other address needs API keys "
-                   "(charter keys create) unless --insecure.")
+@click.option(
+    "--host",
+    default=None,
+    help="Address to bind (default 127.0.0.1). Any other address needs API keys "
+    "(charter keys create) unless --insecure.",
+)
 @click.option("--port", type=int, default=None, help="Port to listen on (default 8000).")
-@click.option("--insecure", is_flag=True, default=None,
-              help="Allow a non-loopback address without API keys.")
+@click.option(
+    "--insecure", is_flag=True, default=None, help="Allow a non-loopback address without API keys."
+)
 @model_options
 def serve(host: str | None, port: int | None, insecure: bool | None, **model: Any) -> None:
     """Serve the OpenAI-compatible API and the chat page."""
@@ -104,39 +138,54 @@ def serve(host: str | None, port: int | None, insecure: bool | None, **model: An
 
     settings = load_settings(host=host, port=port, insecure=insecure, **model)
     rt = _runtime(settings)
-    if settings.keys_required and not any(k["revoked_at"] is None
-                                          for k in rt.store.list_keys()):
+    if settings.keys_required and not any(k["revoked_at"] is None for k in rt.store.list_keys()):
         raise ConfigError(
             f"serving on {settings.host} requires API keys and none exist: create one with "
-            "`charter keys create NAME`, or pass --insecure to serve without keys")
+            "`charter keys create NAME`, or pass --insecure to serve without keys"
+        )
     info = rt.info
-    size = f" ({_count(info['parameter_count'])} parameters)" if info.get("parameter_count") \
-        else ""
+    size = f" ({_count(info['parameter_count'])} parameters)" if info.get("parameter_count") else ""
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Charter: serving {info['id']}{size} on {url}  (chat page: {url}/)", err=True)
     if not is_loopback(settings.host) and not settings.keys_required:
-        click.echo("warning: --insecure: anyone who can reach this address can use the "
-                   "model without a key", err=True)
-    uvicorn.run(create_app(rt), host=settings.host, port=settings.port, log_level="warning",
-                timeout_graceful_shutdown=3)
+        click.echo(
+            "warning: --insecure: anyone who can reach this address can use the "
+            "model without a key",
+            err=True,
+        )
+    uvicorn.run(
+        create_app(rt),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        timeout_graceful_shutdown=3,
+    )
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--conversation", "conversation_id", default=None,
-              help="Continue a stored conversation (its id, as listed by the API or page).")
+@click.option(
+    "--conversation",
+    "conversation_id",
+    default=None,
+    help="Continue a stored conversation (its id, as listed by the API or page).",
+)
 @model_options
 @sampling_options
-def chat(conversation_id: str | None, max_tokens: int | None, temperature: float | None,
-         seed: int | None, system: str | None, **model: Any) -> None:
+def chat(
+    conversation_id: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+    system: str | None,
+    **model: Any,
+) -> None:
     """Talk with the assistant in the terminal (streaming).
 
     /reset starts a new conversation, /exit (or Ctrl-D) quits, Ctrl-C stops an answer.
     Conversations are stored, and appear in the web page too.
     """
-    try:
+    with contextlib.suppress(ImportError):  # not on every platform
         import readline  # noqa: F401  (line editing and history for input())
-    except ImportError:  # pragma: no cover - not on every platform
-        pass
     from charter.errors import RequestError
     from charter.types import Message
 
@@ -145,8 +194,10 @@ def chat(conversation_id: str | None, max_tokens: int | None, temperature: float
     rt = _runtime(settings)
     if conversation_id:
         rt.store.get_conversation(conversation_id, with_messages=False)
-    click.echo(f"Charter chat with {rt.info['id']}. /reset for a new conversation, "
-               "/exit to quit.", err=True)
+    click.echo(
+        f"Charter chat with {rt.info['id']}. /reset for a new conversation, /exit to quit.",
+        err=True,
+    )
     pending_system = system
     while True:
         try:
@@ -192,14 +243,30 @@ def chat(conversation_id: str | None, max_tokens: int | None, temperature: float
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("question")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the full response object (OpenAI chat.completion with `charter`).")
-@click.option("--conversation", "conversation_id", default=None,
-              help="Ask within a stored conversation (its history is sent to the model).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the full response object (OpenAI chat.completion with `charter`).",
+)
+@click.option(
+    "--conversation",
+    "conversation_id",
+    default=None,
+    help="Ask within a stored conversation (its history is sent to the model).",
+)
 @model_options
 @sampling_options
-def ask(question: str, as_json: bool, conversation_id: str | None, max_tokens: int | None,
-        temperature: float | None, seed: int | None, system: str | None, **model: Any) -> None:
+def ask(
+    question: str,
+    as_json: bool,
+    conversation_id: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+    system: str | None,
+    **model: Any,
+) -> None:
     """Ask one question and print the answer. QUESTION '-' reads it from standard input."""
     from charter.server.protocol import completion_response
     from charter.types import Message
@@ -219,15 +286,19 @@ def ask(question: str, as_json: bool, conversation_id: str | None, max_tokens: i
         rt.pipeline.run(turn)
         click.echo(json.dumps(completion_response(turn, None), indent=2, ensure_ascii=False))
     else:
-        rt.pipeline.run(turn, on_token=lambda ev: (sys.stdout.write(ev.text),
-                                                   sys.stdout.flush()))
+        rt.pipeline.run(turn, on_token=lambda ev: (sys.stdout.write(ev.text), sys.stdout.flush()))
         sys.stdout.write("\n")
     rt.close()
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--model", "model", type=click.Path(path_type=Path), default=None,
-              help="Also list this GGUF file.")
+@click.option(
+    "--model",
+    "model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also list this GGUF file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def models(model: Path | None, as_json: bool) -> None:
     """List the models Charter can run: the embedded one and GGUF files in CHARTER_HOME/models.
@@ -245,12 +316,21 @@ def models(model: Path | None, as_json: bool) -> None:
     rows = [("MODEL", "SIZE", "ARCH", "PARAMS", "CONTEXT", "FILE")]
     for e in entries:
         if e.info is None:
-            rows.append((e.path.name, "-", "-", "-", "-", f"{e.path}  (error: {e.error})"))
+            rows.append(
+                (e.path.name.removesuffix(".gguf"), "-", "-", "-", "-", f"(error: {e.error})")
+            )
             continue
         i = e.info
-        rows.append((i.name, format_size(i.file_size), i.architecture or "?",
-                     format_count(i.parameter_count), str(i.context_length or "?"),
-                     str(i.path)))
+        rows.append(
+            (
+                e.path.name.removesuffix(".gguf"),
+                format_size(i.file_size),
+                i.architecture or "?",
+                format_count(i.parameter_count),
+                str(i.context_length or "?"),
+                str(i.path),
+            )
+        )
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
@@ -273,8 +353,10 @@ def keys_create(name: str) -> None:
     """Create a key called NAME and print it (shown only this once)."""
     rec, secret = _store().create_key(name)
     click.echo(secret)
-    click.echo(f"created key {rec['id']} ({name}); it is stored hashed and will not be "
-               "shown again", err=True)
+    click.echo(
+        f"created key {rec['id']} ({name}); it is stored hashed and will not be shown again",
+        err=True,
+    )
 
 
 @keys.command("list", context_settings=CONTEXT)
@@ -287,8 +369,10 @@ def keys_list() -> None:
 
     for k in _store().list_keys():
         state = f"revoked {when(k['revoked_at'])}" if k["revoked_at"] else "active"
-        click.echo(f"{k['id']}  {k['name']:<20} {k['prefix']}…  created {when(k['created_at'])}"
-                   f"  last used {when(k['last_used_at'])}  {state}")
+        click.echo(
+            f"{k['id']}  {k['name']:<20} {k['prefix']}…  created {when(k['created_at'])}"
+            f"  last used {when(k['last_used_at'])}  {state}"
+        )
 
 
 @keys.command("revoke", context_settings=CONTEXT)
@@ -300,37 +384,76 @@ def keys_revoke(key: str) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--url", required=True, help="Root of an OpenAI-compatible server, e.g. "
-                                           "http://127.0.0.1:8000")
+@click.option(
+    "--url", required=True, help="Root of an OpenAI-compatible server, e.g. http://127.0.0.1:8000"
+)
 @click.option("--model", default=None, help="Model id to request (default: the first listed).")
-@click.option("--concurrency", default="1,2,4,8", show_default=True,
-              help="Comma-separated concurrency levels.")
-@click.option("--requests", "requests_per_level", type=int, default=8, show_default=True,
-              help="Requests per concurrency level (at least the concurrency).")
-@click.option("--prompt-tokens", type=int, default=50, show_default=True,
-              help="Approximate prompt length in tokens.")
-@click.option("--max-tokens", type=int, default=64, show_default=True,
-              help="Output length requested per answer.")
+@click.option(
+    "--concurrency",
+    default="1,2,4,8",
+    show_default=True,
+    help="Comma-separated concurrency levels.",
+)
+@click.option(
+    "--requests",
+    "requests_per_level",
+    type=int,
+    default=8,
+    show_default=True,
+    help="Requests per concurrency level (at least the concurrency).",
+)
+@click.option(
+    "--prompt-tokens",
+    type=int,
+    default=50,
+    show_default=True,
+    help="Approximate prompt length in tokens.",
+)
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=64,
+    show_default=True,
+    help="Output length requested per answer.",
+)
 @click.option("--api-key", default=None, help="Bearer key, if the server needs one.")
-@click.option("--output", type=click.Path(path_type=Path), default=None,
-              help="Write the full results as JSON here.")
-def bench(url: str, model: str | None, concurrency: str, requests_per_level: int,
-          prompt_tokens: int, max_tokens: int, api_key: str | None,
-          output: Path | None) -> None:
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the full results as JSON here.",
+)
+def bench(
+    url: str,
+    model: str | None,
+    concurrency: str,
+    requests_per_level: int,
+    prompt_tokens: int,
+    max_tokens: int,
+    api_key: str | None,
+    output: Path | None,
+) -> None:
     """Benchmark any OpenAI-compatible endpoint: TTFT, TPOT, latency, throughput."""
     from charter.bench import format_table, run_bench
 
     try:
         levels = [int(c) for c in concurrency.split(",") if c.strip()]
     except ValueError:
-        raise ConfigError(f"--concurrency must be numbers like 1,2,4,8, not {concurrency!r}") \
-            from None
+        raise ConfigError(
+            f"--concurrency must be numbers like 1,2,4,8, not {concurrency!r}"
+        ) from None
     if not levels or min(levels) < 1:
         raise ConfigError("--concurrency needs at least one level of 1 or more")
-    result = run_bench(url, model=model, concurrencies=levels,
-                       requests_per_level=requests_per_level, prompt_tokens=prompt_tokens,
-                       max_tokens=max_tokens, api_key=api_key,
-                       progress=lambda s: click.echo(s, err=True))
+    result = run_bench(
+        url,
+        model=model,
+        concurrencies=levels,
+        requests_per_level=requests_per_level,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        api_key=api_key,
+        progress=lambda s: click.echo(s, err=True),
+    )
     click.echo(format_table(result))
     if output:
         output.write_text(json.dumps(result, indent=2))

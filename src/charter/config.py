@@ -88,5 +88,6 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"
-        raise ConfigError(f"invalid setting {field} (CHARTER_{field.upper()}): {err['msg']}") \
-            from None
+        raise ConfigError(
+            f"invalid setting {field} (CHARTER_{field.upper()}): {err['msg']}"
+        ) from None

@@ -73,8 +73,9 @@ class BackendError(CharterError):
 class UpstreamError(BackendError):
     """An OpenAI-compatible upstream answered with an error of its own."""
 
-    def __init__(self, message: str, *, status: int = 502, param: str | None = None,
-                 code: str | None = None):
+    def __init__(
+        self, message: str, *, status: int = 502, param: str | None = None, code: str | None = None
+    ):
         super().__init__(message, param=param, code=code)
         # A 4xx from upstream is the caller's fault and stays a 4xx; anything else is ours.
         self.status = status if 400 <= status < 500 else 502
@@ -99,8 +100,9 @@ class ContextOverflowError(RequestError):
         detail = f"The prompt is {prompt_tokens} tokens but the model's context is {context_size}"
         if max_tokens:
             detail += f" (with max_tokens={max_tokens} requested)"
-        super().__init__(detail + ". Shorten the messages or start a new conversation.",
-                         param="messages")
+        super().__init__(
+            detail + ". Shorten the messages or start a new conversation.", param="messages"
+        )
         self.prompt_tokens = prompt_tokens
         self.context_size = context_size
 

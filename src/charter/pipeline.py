@@ -73,8 +73,10 @@ class Scheduler:
             if len(self._queue) >= self.limit and self._active >= self.capacity:
                 retry = max(1.0, self._avg_seconds * (len(self._queue) + 1) / self.capacity)
                 raise RateLimitError(
-                    f"the model's queue is full ({len(self._queue)} requests waiting); "
-                    "retry later", retry_after=round(retry), code="queue_full")
+                    f"the model's queue is full ({len(self._queue)} requests waiting); retry later",
+                    retry_after=round(retry),
+                    code="queue_full",
+                )
             self._queue.append(ticket)
             try:
                 while self._queue[0] is not ticket or self._active >= self.capacity:
@@ -94,8 +96,7 @@ class Scheduler:
         finally:
             with self._cond:
                 self._active -= 1
-                self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * (
-                    time.perf_counter() - started)
+                self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * (time.perf_counter() - started)
                 self._cond.notify_all()
 
 
@@ -154,19 +155,24 @@ class StoreStage:
         if turn.conversation_id is None:
             first_user = next((m.content for m in turn.messages if m.role == "user"), "")
             created_conversation = self.store.create_conversation(
-                _title(first_user), source=turn.source)["id"]
+                _title(first_user), source=turn.source
+            )["id"]
             turn.conversation_id = created_conversation
             history: list[Message] = []
         else:
             conv = self.store.get_conversation(turn.conversation_id)
-            history = [Message(role=m["role"], content=m["content"])
-                       for m in conv["messages"] if m["content"] or m["role"] != "assistant"]
+            history = [
+                Message(role=m["role"], content=m["content"])
+                for m in conv["messages"]
+                if m["content"] or m["role"] != "assistant"
+            ]
         new = turn.messages
         turn.messages = history + new
         ids = self.store.add_messages(
             turn.conversation_id,
-            [m.model_dump() for m in new] + [{"role": "assistant", "content": "",
-                                              "status": "generating"}])
+            [m.model_dump() for m in new]
+            + [{"role": "assistant", "content": "", "status": "generating"}],
+        )
         turn.user_message_id = ids[-2] if len(ids) > 1 else None
         turn.message_id = ids[-1]
         before_ms = (time.perf_counter() - t0) * 1000
@@ -206,9 +212,14 @@ class StoreStage:
 
     def _save(self, turn: Turn, status: str, error: str | None = None) -> None:
         turn.t_end = time.perf_counter()
-        self.store.update_message(turn.message_id, content=turn.answer, status=status,
-                                  finish_reason=turn.finish_reason, error=error,
-                                  charter=json.dumps(turn.charter()))
+        self.store.update_message(
+            turn.message_id,
+            content=turn.answer,
+            status=status,
+            finish_reason=turn.finish_reason,
+            error=error,
+            charter=json.dumps(turn.charter()),
+        )
 
     def _forget(self, turn: Turn, ids: list[str], created_conversation: str | None) -> None:
         if created_conversation is not None:

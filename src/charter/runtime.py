@@ -22,10 +22,12 @@ class Runtime:
         self.backend = backend or backend_class(settings.backend).from_settings(settings)
         self.store = Store(settings.db_path)
         self.scheduler = Scheduler(self.backend.capacity, settings.queue_limit)
-        self.pipeline = Pipeline([
-            StoreStage(self.store),
-            GenerateStage(self.backend, self.scheduler, settings.default_max_tokens),
-        ])
+        self.pipeline = Pipeline(
+            [
+                StoreStage(self.store),
+                GenerateStage(self.backend, self.scheduler, settings.default_max_tokens),
+            ]
+        )
         self._info: dict[str, Any] | None = None
 
     def load(self) -> None:
@@ -47,10 +49,20 @@ class Runtime:
         """Names a client may put in `model`: the model's id and the alias 'charter'."""
         return [self.info["id"], "charter"]
 
-    def new_turn(self, messages: list[Message], params: Params | None = None, *,
-                 conversation_id: str | None = None, source: str = "api") -> Turn:
-        turn = Turn(messages=messages, params=params or Params(),
-                    conversation_id=conversation_id, source=source)
+    def new_turn(
+        self,
+        messages: list[Message],
+        params: Params | None = None,
+        *,
+        conversation_id: str | None = None,
+        source: str = "api",
+    ) -> Turn:
+        turn = Turn(
+            messages=messages,
+            params=params or Params(),
+            conversation_id=conversation_id,
+            source=source,
+        )
         turn.model = self.info["id"]
         turn.parameter_count = self.info.get("parameter_count")
         return turn

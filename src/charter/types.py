@@ -29,8 +29,9 @@ class Message(BaseModel):
         try:
             v.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ValueError(f"text is not valid Unicode (unpaired surrogate at {exc.start})")\
-                from None
+            raise ValueError(
+                f"text is not valid Unicode (unpaired surrogate at {exc.start})"
+            ) from None
         return v
 
 
@@ -141,7 +142,5 @@ class Turn:
             "parameter_count": self.parameter_count,
             "finish_reason": self.finish_reason,
             "timings": self.timings(),
-            "stages": [
-                {"stage": s.stage, "ms": round(s.ms, 1), **s.detail} for s in self.stages
-            ],
+            "stages": [{"stage": s.stage, "ms": round(s.ms, 1), **s.detail} for s in self.stages],
         }

@@ -41,8 +41,7 @@ def ask(text: str) -> list[Message]:
 
 @pytest.mark.slow
 def test_streams_tokens_then_done_with_exact_usage(backend: LlamaCppBackend) -> None:
-    events = list(backend.stream(ask("Name three fruits."), Params(max_tokens=12,
-                                                                   temperature=0)))
+    events = list(backend.stream(ask("Name three fruits."), Params(max_tokens=12, temperature=0)))
     assert events[-1].kind == "done" and all(e.kind == "token" for e in events[:-1])
     usage = events[-1].usage
     prompt, _ = backend.encode(ask("Name three fruits."))
@@ -75,9 +74,13 @@ def test_context_overflow_is_refused_with_both_numbers(backend: LlamaCppBackend)
 
 @pytest.mark.slow
 def test_logprobs_are_a_distribution(backend: LlamaCppBackend) -> None:
-    evs = [e for e in backend.stream(ask("Say hello."),
-                                     Params(max_tokens=4, temperature=0, logprobs=True,
-                                            top_logprobs=5)) if e.kind == "token"]
+    evs = [
+        e
+        for e in backend.stream(
+            ask("Say hello."), Params(max_tokens=4, temperature=0, logprobs=True, top_logprobs=5)
+        )
+        if e.kind == "token"
+    ]
     assert evs
     for e in evs:
         lp = e.logprobs

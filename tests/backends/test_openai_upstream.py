@@ -30,9 +30,24 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("upstream") / "llama-server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(embedded_model_path()),
-             "--port", str(port), "--n_ctx", "512", "--n_threads", "2",
-             "--model_alias", "smol-upstream"], stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(embedded_model_path()),
+                "--port",
+                str(port),
+                "--n_ctx",
+                "512",
+                "--n_threads",
+                "2",
+                "--model_alias",
+                "smol-upstream",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 60
     try:
@@ -58,15 +73,15 @@ def test_backend_streams_from_upstream(upstream: str) -> None:
     b.load()
     assert b.model_id == "smol-upstream"
     assert b.info()["parameter_count"] is None  # not ours to guess
-    evs = list(b.stream([Message(role="user", content="Say hi.")],
-                        Params(max_tokens=8, temperature=0)))
+    evs = list(
+        b.stream([Message(role="user", content="Say hi.")], Params(max_tokens=8, temperature=0))
+    )
     assert evs[-1].kind == "done" and evs[-1].finish_reason in ("stop", "length")
     assert "".join(e.text for e in evs[:-1]).strip()
     b.close()
 
 
-def test_upstream_failing_inside_its_stream_is_an_error_not_an_empty_answer(
-        upstream: str) -> None:
+def test_upstream_failing_inside_its_stream_is_an_error_not_an_empty_answer(upstream: str) -> None:
     # llama_cpp.server answers an over-long streaming prompt with 200 and an empty stream.
     b = OpenAIUpstreamBackend(OpenAIUpstreamOptions(base_url=upstream))
     with pytest.raises(BackendError) as err:
@@ -88,30 +103,42 @@ def test_upstream_4xx_stays_a_4xx(start_server) -> None:
 
 
 def test_unreachable_upstream_is_a_backend_error() -> None:
-    b = OpenAIUpstreamBackend(OpenAIUpstreamOptions(
-        base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=2))
+    b = OpenAIUpstreamBackend(
+        OpenAIUpstreamOptions(base_url=f"http://127.0.0.1:{free_port()}/v1", timeout=2)
+    )
     with pytest.raises(BackendError) as err:
         b.load()
     assert "unreachable" in err.value.message
     b.close()
 
 
-def test_charter_serve_in_front_of_upstream(upstream: str, start_server,
-                                            tmp_path: Path) -> None:
-    srv = start_server(env={"CHARTER_BACKEND": "openai",
-                            "CHARTER_BACKEND_OPTIONS": json.dumps({"base_url": upstream})})
+def test_charter_serve_in_front_of_upstream(upstream: str, start_server, tmp_path: Path) -> None:
+    srv = start_server(
+        env={
+            "CHARTER_BACKEND": "openai",
+            "CHARTER_BACKEND_OPTIONS": json.dumps({"base_url": upstream}),
+        }
+    )
     client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="x", max_retries=0)
     assert [m.id for m in client.models.list().data] == ["smol-upstream", "charter"]
-    r = client.chat.completions.create(model="charter", max_tokens=8, temperature=0,
-                                       messages=[{"role": "user", "content": "Hi"}])
+    r = client.chat.completions.create(
+        model="charter", max_tokens=8, temperature=0, messages=[{"role": "user", "content": "Hi"}]
+    )
     assert r.choices[0].message.content
     assert r.model_extra["charter"]["stages"][1]["backend"] == "openai"
-    chunks = list(client.chat.completions.create(
-        model="charter", max_tokens=8, temperature=0, stream=True,
-        messages=[{"role": "user", "content": "Hi"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="charter",
+            max_tokens=8,
+            temperature=0,
+            stream=True,
+            messages=[{"role": "user", "content": "Hi"}],
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[-1].model_extra["charter"]["conversation_id"]
     with pytest.raises(openai.APIStatusError) as err:
-        client.chat.completions.create(model="charter", messages=[
-            {"role": "user", "content": "word " * 2000}])
+        client.chat.completions.create(
+            model="charter", messages=[{"role": "user", "content": "word " * 2000}]
+        )
     assert err.value.status_code == 502 and "upstream" in err.value.message

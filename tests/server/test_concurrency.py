@@ -18,8 +18,12 @@ WORDS = " ".join(f"w{i}" for i in range(40))
 
 
 def body(**kw: object) -> dict:
-    return {"model": "charter", "messages": [{"role": "user", "content": "go"}],
-            "stream": True, **kw}
+    return {
+        "model": "charter",
+        "messages": [{"role": "user", "content": "go"}],
+        "stream": True,
+        **kw,
+    }
 
 
 async def stream_text(client: httpx.AsyncClient, url: str, started: list[float]) -> str:
@@ -82,8 +86,7 @@ def test_disconnect_stops_generation_and_frees_the_model(start_server) -> None:
         assert 5 <= produced <= 20, produced
         # The model is free: the next request is not queued behind a ghost.
         t0 = time.monotonic()
-        r = client.post(f"{srv.url}/v1/chat/completions",
-                        json=body(stream=False, max_tokens=2))
+        r = client.post(f"{srv.url}/v1/chat/completions", json=body(stream=False, max_tokens=2))
         assert r.status_code == 200
         assert r.json()["charter"]["timings"]["queued_ms"] < 500
         assert time.monotonic() - t0 < 5
@@ -94,15 +97,17 @@ def test_queue_limit_answers_429_with_retry_after(start_server) -> None:
 
     async def main() -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=60) as client:
+
             def post() -> asyncio.Task:
-                return asyncio.create_task(client.post(
-                    f"{srv.url}/v1/chat/completions", json=body(stream=False)))
+                return asyncio.create_task(
+                    client.post(f"{srv.url}/v1/chat/completions", json=body(stream=False))
+                )
+
             running = post()
             await asyncio.sleep(0.3)
             waiting = post()
             await asyncio.sleep(0.3)
-            rejected = await client.post(f"{srv.url}/v1/chat/completions",
-                                         json=body(stream=False))
+            rejected = await client.post(f"{srv.url}/v1/chat/completions", json=body(stream=False))
             return [await running, await waiting, rejected]
 
     running, waiting, rejected = asyncio.run(main())

@@ -20,9 +20,16 @@ def test_kill_9_mid_stream_keeps_question_and_partial_answer(tmp_path) -> None:
     question = "Please tell me everything."
     streamed = []
     try:
-        with httpx.stream("POST", f"{srv.url}/v1/chat/completions", timeout=30, json={
-                "model": "charter", "stream": True,
-                "messages": [{"role": "user", "content": question}]}) as r:
+        with httpx.stream(
+            "POST",
+            f"{srv.url}/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "charter",
+                "stream": True,
+                "messages": [{"role": "user", "content": question}],
+            },
+        ) as r:
             for line in r.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":
                     ev = json.loads(line[6:])
@@ -51,9 +58,16 @@ def test_kill_9_mid_stream_keeps_question_and_partial_answer(tmp_path) -> None:
         assert script.startswith(answer["content"])
         assert "".join(streamed).startswith(answer["content"])
         # The conversation goes on after the crash.
-        r = httpx.post(f"{restarted.url}/v1/chat/completions", timeout=30, json={
-            "model": "charter", "conversation_id": convs[0]["id"], "max_tokens": 3,
-            "messages": [{"role": "user", "content": "go on"}]})
+        r = httpx.post(
+            f"{restarted.url}/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "charter",
+                "conversation_id": convs[0]["id"],
+                "max_tokens": 3,
+                "messages": [{"role": "user", "content": "go on"}],
+            },
+        )
         assert r.status_code == 200
     finally:
         restarted.stop()

@@ -20,8 +20,12 @@ def test_models(client: openai.OpenAI) -> None:
 
 def test_non_stream(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
-        model="charter", max_tokens=16, temperature=0, seed=1,
-        messages=[{"role": "user", "content": "Name a color."}])
+        model="charter",
+        max_tokens=16,
+        temperature=0,
+        seed=1,
+        messages=[{"role": "user", "content": "Name a color."}],
+    )
     answer = r.choices[0].message.content
     assert answer and answer.strip()
     assert r.usage is not None and 0 < r.usage.completion_tokens <= 16
@@ -32,8 +36,13 @@ def test_non_stream(client: openai.OpenAI) -> None:
 
 
 def test_stream_matches_non_stream_at_temperature_zero(client: openai.OpenAI) -> None:
-    kw = {"model": "charter", "max_tokens": 20, "temperature": 0, "seed": 7,
-          "messages": [{"role": "user", "content": "Count from one to five."}]}
+    kw = {
+        "model": "charter",
+        "max_tokens": 20,
+        "temperature": 0,
+        "seed": 7,
+        "messages": [{"role": "user", "content": "Count from one to five."}],
+    }
     whole = client.chat.completions.create(**kw).choices[0].message.content
     chunks = list(client.chat.completions.create(stream=True, **kw))
     streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -45,8 +54,13 @@ def test_stream_matches_non_stream_at_temperature_zero(client: openai.OpenAI) ->
 
 def test_logprobs(client: openai.OpenAI) -> None:
     r = client.chat.completions.create(
-        model="charter", max_tokens=5, temperature=0, logprobs=True, top_logprobs=3,
-        messages=[{"role": "user", "content": "Say yes."}])
+        model="charter",
+        max_tokens=5,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+        messages=[{"role": "user", "content": "Say yes."}],
+    )
     content = r.choices[0].logprobs.content
     assert content and len(content) >= 1
     first = content[0]
@@ -56,10 +70,10 @@ def test_logprobs(client: openai.OpenAI) -> None:
 
 def test_errors_surface_as_sdk_exceptions(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError):
-        client.chat.completions.create(model="nope", messages=[{"role": "user",
-                                                                "content": "x"}])
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(
-            model="charter", messages=[{"role": "user", "content": "hello " * 3000}])
+            model="charter", messages=[{"role": "user", "content": "hello " * 3000}]
+        )
     assert err.value.code == "context_length_exceeded"
     assert "context is 2048" in err.value.message

@@ -48,10 +48,10 @@ class Backend(ABC):
         """Build the backend from Charter's settings (its `backend_options` table)."""
         return cls(cls.Options.model_validate(settings.backend_options))
 
-    def load(self) -> None:
+    def load(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Load weights or connect eagerly, so the first request does not pay for it."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Free the model."""
 
     @abstractmethod
@@ -65,5 +65,9 @@ class Backend(ABC):
 
     def info(self) -> dict[str, Any]:
         """What the model is: id, backend, parameter count and context size where known."""
-        return {"id": self.model_id, "backend": self.name, "parameter_count": None,
-                "context_size": None}
+        return {
+            "id": self.model_id,
+            "backend": self.name,
+            "parameter_count": None,
+            "context_size": None,
+        }

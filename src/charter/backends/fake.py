@@ -50,8 +50,7 @@ class FakeBackend(Backend):
         return "fake"
 
     def info(self) -> dict:
-        return {**super().info(), "parameter_count": 0,
-                "context_size": self.options.context_size}
+        return {**super().info(), "parameter_count": 0, "context_size": self.options.context_size}
 
     def stream(self, messages: list[Message], params: Params) -> Iterator[Event]:
         self.calls.append(list(messages))
@@ -71,7 +70,7 @@ class FakeBackend(Backend):
             candidate = answer + piece
             hit = next((s for s in params.stop if s in candidate), None)
             if hit:
-                piece = candidate[: candidate.index(hit)][len(answer):]
+                piece = candidate[: candidate.index(hit)][len(answer) :]
                 if piece:
                     produced += 1
                     yield Event("token", text=piece)
@@ -82,10 +81,18 @@ class FakeBackend(Backend):
             produced += 1
             lp = None
             if params.logprobs:
-                lp = {"token": piece, "logprob": -0.5, "bytes": list(piece.encode()),
-                      "top_logprobs": [{"token": piece, "logprob": -0.5,
-                                        "bytes": list(piece.encode())}][: params.top_logprobs]}
+                lp = {
+                    "token": piece,
+                    "logprob": -0.5,
+                    "bytes": list(piece.encode()),
+                    "top_logprobs": [
+                        {"token": piece, "logprob": -0.5, "bytes": list(piece.encode())}
+                    ][: params.top_logprobs],
+                }
             yield Event("token", text=piece, logprobs=lp)
-        usage = {"prompt_tokens": n_prompt, "completion_tokens": produced,
-                 "total_tokens": n_prompt + produced}
+        usage = {
+            "prompt_tokens": n_prompt,
+            "completion_tokens": produced,
+            "total_tokens": n_prompt + produced,
+        }
         yield Event("done", finish_reason=finish, usage=usage)

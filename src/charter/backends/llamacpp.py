@@ -52,9 +52,13 @@ class LlamaCppBackend(Backend):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LlamaCppBackend:
-        opts = {"model_path": settings.model, "n_ctx": settings.n_ctx,
-                "n_threads": settings.n_threads, "n_gpu_layers": settings.n_gpu_layers,
-                **settings.backend_options}
+        opts = {
+            "model_path": settings.model,
+            "n_ctx": settings.n_ctx,
+            "n_threads": settings.n_threads,
+            "n_gpu_layers": settings.n_gpu_layers,
+            **settings.backend_options,
+        }
         return cls(LlamaCppOptions.model_validate(opts))
 
     @property
@@ -78,8 +82,10 @@ class LlamaCppBackend(Backend):
             from llama_cpp import Llama
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter
         except ImportError as exc:  # pragma: no cover - it is a hard dependency
-            raise BackendError(f"llama-cpp-python is not installed ({exc}); "
-                               "run: pip install llama-cpp-python==0.3.36") from exc
+            raise BackendError(
+                f"llama-cpp-python is not installed ({exc}); "
+                "run: pip install llama-cpp-python==0.3.36"
+            ) from exc
         try:
             self._llm = Llama(
                 model_path=str(path),
@@ -93,8 +99,10 @@ class LlamaCppBackend(Backend):
             raise ModelFileError(f"{path}: llama.cpp could not load this model ({exc})") from exc
         template = self._llm.metadata.get("tokenizer.chat_template")
         if not template:
-            raise ModelFileError(f"{path}: the GGUF file has no chat template "
-                                 "(tokenizer.chat_template); Charter needs a chat model")
+            raise ModelFileError(
+                f"{path}: the GGUF file has no chat template "
+                "(tokenizer.chat_template); Charter needs a chat model"
+            )
         eos_id, bos_id = self._llm.token_eos(), self._llm.token_bos()
         self._formatter = Jinja2ChatFormatter(
             template=template,
@@ -130,9 +138,10 @@ class LlamaCppBackend(Backend):
         """Format `messages` with the model's chat template; return (tokens, stop strings)."""
         self.load()
         result = self._formatter(messages=[m.model_dump() for m in messages])
-        tokens = self._llm.tokenize(result.prompt.encode("utf-8"),
-                                    add_bos=not result.added_special, special=True)
-        stop = result.stop if isinstance(result.stop, list) else [result.stop] if result.stop else []
+        tokens = self._llm.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        stop = result.stop if isinstance(result.stop, list) else [result.stop or ""]
         return tokens, stop
 
     def stream(self, messages: list[Message], params: Params) -> Iterator[Event]:
@@ -147,10 +156,16 @@ class LlamaCppBackend(Backend):
         # We drive llama.cpp's token loop ourselves (as create_completion does inside) so
         # that token counts are exact and logprobs come from the live logits, without
         # `logits_all` (which would keep n_ctx x vocab floats: ~800 MB here).
-        gen = llm.generate(tokens, temp=params.temperature, top_p=params.top_p, top_k=40,
-                           min_p=0.05, repeat_penalty=1.0,
-                           presence_penalty=params.presence_penalty,
-                           frequency_penalty=params.frequency_penalty)
+        gen = llm.generate(
+            tokens,
+            temp=params.temperature,
+            top_p=params.top_p,
+            top_k=40,
+            min_p=0.05,
+            repeat_penalty=1.0,
+            presence_penalty=params.presence_penalty,
+            frequency_penalty=params.frequency_penalty,
+        )
         text = _TextAssembler([*params.stop, *template_stop])
         vocab = llm._model.vocab
         produced, finish, hit_stop_string = 0, "length", False
@@ -175,11 +190,18 @@ class LlamaCppBackend(Backend):
                     break
         rest = "" if hit_stop_string else text.flush()
         if rest:
-            yield Event("token", text=rest,
-                        logprobs=_merge_logprobs(pending_lp) if pending_lp else None)
-        yield Event("done", finish_reason=finish,
-                    usage={"prompt_tokens": n_prompt, "completion_tokens": produced,
-                           "total_tokens": n_prompt + produced})
+            yield Event(
+                "token", text=rest, logprobs=_merge_logprobs(pending_lp) if pending_lp else None
+            )
+        yield Event(
+            "done",
+            finish_reason=finish,
+            usage={
+                "prompt_tokens": n_prompt,
+                "completion_tokens": produced,
+                "total_tokens": n_prompt + produced,
+            },
+        )
 
     def _token_logprobs(self, token: int, top_n: int) -> dict[str, Any]:
         """The sampled token's log-probability (and the top alternatives) under the model's
@@ -187,7 +209,8 @@ class LlamaCppBackend(Backend):
         llm = self._llm
         n_vocab = llm.n_vocab()
         logits = np.ctypeslib.as_array(
-            llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+            llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,)
+        )
         shifted = logits - logits.max()
         logz = float(np.log(np.exp(shifted).sum()))
         entry = _lp_entry(llm, token, float(shifted[token]) - logz)
@@ -202,8 +225,7 @@ class LlamaCppBackend(Backend):
 
 def _lp_entry(llm: Any, token: int, logprob: float) -> dict[str, Any]:
     raw = llm.detokenize([token])
-    return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob,
-            "bytes": list(raw)}
+    return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
 
 
 def _merge_logprobs(entries: list[dict]) -> dict:
@@ -211,9 +233,12 @@ def _merge_logprobs(entries: list[dict]) -> dict:
     if len(entries) == 1:
         return entries[0]
     raw = [b for e in entries for b in e["bytes"]]
-    return {"token": bytes(raw).decode("utf-8", errors="replace"),
-            "logprob": sum(e["logprob"] for e in entries), "bytes": raw,
-            "top_logprobs": entries[-1]["top_logprobs"]}
+    return {
+        "token": bytes(raw).decode("utf-8", errors="replace"),
+        "logprob": sum(e["logprob"] for e in entries),
+        "bytes": raw,
+        "top_logprobs": entries[-1]["top_logprobs"],
+    }
 
 
 class _TextAssembler:

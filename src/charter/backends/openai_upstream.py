@@ -39,8 +39,11 @@ class OpenAIUpstreamBackend(Backend):
         self.capacity = options.capacity
         self._model: str | None = options.model
         headers = {"Authorization": f"Bearer {options.api_key}"} if options.api_key else {}
-        self._client = httpx.Client(base_url=options.base_url.rstrip("/"), headers=headers,
-                                    timeout=httpx.Timeout(options.timeout, connect=10.0))
+        self._client = httpx.Client(
+            base_url=options.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(options.timeout, connect=10.0),
+        )
 
     def load(self) -> None:
         if self._model is None:
@@ -58,11 +61,15 @@ class OpenAIUpstreamBackend(Backend):
         self.load()
         return self._model or ""
 
-
     def info(self) -> dict[str, Any]:
         # The upstream's size is not ours to guess: it is reported as unknown.
-        return {"id": self.model_id, "backend": self.name, "base_url": self.options.base_url,
-                "parameter_count": None, "context_size": None}
+        return {
+            "id": self.model_id,
+            "backend": self.name,
+            "base_url": self.options.base_url,
+            "parameter_count": None,
+            "context_size": None,
+        }
 
     def _request_json(self, method: str, path: str) -> dict:
         try:
@@ -116,8 +123,9 @@ class OpenAIUpstreamBackend(Backend):
                         lp_list = ((choice.get("logprobs") or {}).get("content")) or []
                         if text:
                             produced += 1
-                            yield Event("token", text=text,
-                                        logprobs=lp_list[0] if lp_list else None)
+                            yield Event(
+                                "token", text=text, logprobs=lp_list[0] if lp_list else None
+                            )
                         if choice.get("finish_reason"):
                             finish = choice["finish_reason"]
         except httpx.HTTPError as exc:
@@ -127,15 +135,21 @@ class OpenAIUpstreamBackend(Backend):
         if not done:
             # Some servers (llama-cpp-python's among them) fail inside a 200 stream by just
             # ending it: never pass that off as a complete, empty answer.
-            raise BackendError(f"upstream {self.options.base_url} ended the stream without "
-                               f"[DONE] after {produced} tokens (it failed mid-answer; see "
-                               "its log)")
+            raise BackendError(
+                f"upstream {self.options.base_url} ended the stream without "
+                f"[DONE] after {produced} tokens (it failed mid-answer; see "
+                "its log)"
+            )
         if usage is None:
-            usage = {"prompt_tokens": 0, "completion_tokens": produced,
-                     "total_tokens": produced}
-        yield Event("done", finish_reason=finish, usage={
-            k: int(usage.get(k) or 0)
-            for k in ("prompt_tokens", "completion_tokens", "total_tokens")})
+            usage = {"prompt_tokens": 0, "completion_tokens": produced, "total_tokens": produced}
+        yield Event(
+            "done",
+            finish_reason=finish,
+            usage={
+                k: int(usage.get(k) or 0)
+                for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+            },
+        )
 
 
 def _inband_status(err: object) -> int:
@@ -159,7 +173,14 @@ def _upstream_error(status: int, text: str) -> UpstreamError:
         pass
     if status in (401, 403):
         # Charter's own credentials for the upstream are wrong: not the caller's fault.
-        return UpstreamError(f"upstream rejected Charter's API key ({status}): {message}; "
-                             "check backend_options.api_key", status=502)
-    return UpstreamError(f"upstream error ({status}): {message}", status=status, param=param,
-                         code=code if isinstance(code, str) else None)
+        return UpstreamError(
+            f"upstream rejected Charter's API key ({status}): {message}; "
+            "check backend_options.api_key",
+            status=502,
+        )
+    return UpstreamError(
+        f"upstream error ({status}): {message}",
+        status=status,
+        param=param,
+        code=code if isinstance(code, str) else None,
+    )

@@ -41,14 +41,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         yield
         app.state.ready = False
 
-    app = FastAPI(title="Charter", version="0.1.0", lifespan=lifespan, docs_url="/docs",
-                  redoc_url=None)
+    app = FastAPI(
+        title="Charter", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None
+    )
     app.state.runtime = runtime
     app.state.ready = False
     app.state.started_at = time.time()
     app.state.rate_limiter = RateLimiter(runtime.settings.rate_limit_per_minute)
-    app.state.metrics = Metrics(lambda: runtime.scheduler.waiting,
-                                lambda: runtime.scheduler.active)
+    app.state.metrics = Metrics(lambda: runtime.scheduler.waiting, lambda: runtime.scheduler.active)
     app.add_middleware(_CountRequests, metrics=app.state.metrics)
 
     @app.exception_handler(CharterError)
@@ -64,31 +64,50 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        return JSONResponse({"error": {"message": f"{loc}: {err['msg']}",
-                                       "type": "invalid_request_error", "param": loc,
-                                       "code": "invalid_value"}}, status_code=400)
+        return JSONResponse(
+            {
+                "error": {
+                    "message": f"{loc}: {err['msg']}",
+                    "type": "invalid_request_error",
+                    "param": loc,
+                    "code": "invalid_value",
+                }
+            },
+            status_code=400,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return JSONResponse({"error": {"message": str(exc.detail), "type": kind,
-                                       "param": None, "code": None}},
-                            status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": {"message": str(exc.detail), "type": kind, "param": None, "code": None}},
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")
-        return JSONResponse({"error": {"message": "internal error; see the server log",
-                                       "type": "internal_error", "param": None,
-                                       "code": None}}, status_code=500)
+        return JSONResponse(
+            {
+                "error": {
+                    "message": "internal error; see the server log",
+                    "type": "internal_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+            status_code=500,
+        )
 
     @app.get("/health")
     async def health(request: Request) -> JSONResponse:
         ready = request.app.state.ready
-        body = {"status": "ok" if ready else "loading",
-                "model": runtime.info["id"] if ready else None,
-                "queue": {"waiting": runtime.scheduler.waiting,
-                          "active": runtime.scheduler.active}}
+        body = {
+            "status": "ok" if ready else "loading",
+            "model": runtime.info["id"] if ready else None,
+            "queue": {"waiting": runtime.scheduler.waiting, "active": runtime.scheduler.active},
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics", dependencies=[Depends(authorize)])
@@ -98,8 +117,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
-        return FileResponse(str(STATIC.joinpath("index.html")),
-                            headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            str(STATIC.joinpath("index.html")), headers={"Cache-Control": "no-cache"}
+        )
 
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(openai_routes.router)
@@ -128,13 +148,20 @@ class _CountRequests:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            self.metrics.requests.labels(_endpoint(scope["path"]), scope["method"],
-                                         str(status["code"])).inc()
+            self.metrics.requests.labels(
+                _endpoint(scope["path"]), scope["method"], str(status["code"])
+            ).inc()
 
 
 def _endpoint(path: str) -> str:
-    for known in ("/v1/chat/completions", "/v1/models", "/v1/conversations", "/health",
-                  "/metrics", "/static"):
+    for known in (
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/conversations",
+        "/health",
+        "/metrics",
+        "/static",
+    ):
         if path.startswith(known):
             return known
     return "/" if path == "/" else "other"

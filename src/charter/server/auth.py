@@ -36,7 +36,9 @@ class RateLimiter:
                 retry = max(1, round((1.0 - tokens) / rate + 0.5))
                 raise RateLimitError(
                     f"rate limit of {self.per_minute} requests per minute exceeded for this "
-                    "API key", retry_after=retry)
+                    "API key",
+                    retry_after=retry,
+                )
             self._buckets[key] = (tokens - 1.0, now)
 
 
@@ -50,7 +52,8 @@ async def authorize(request: Request) -> str | None:
     if scheme.lower() != "bearer" or not secret.strip():
         raise AuthenticationError(
             "missing API key: send 'Authorization: Bearer <key>' "
-            "(create one with: charter keys create NAME)")
+            "(create one with: charter keys create NAME)"
+        )
     key_id = await run_in_threadpool(state.runtime.store.verify_key, secret.strip())
     if key_id is None:
         raise AuthenticationError("invalid or revoked API key")

@@ -8,6 +8,7 @@ and closes the pipeline in its own thread, so every stage cleans up where it ran
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Iterator
 
@@ -32,10 +33,8 @@ class TurnThread:
         self._thread.start()
 
     def _put(self, item: object) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is gone (server shutting down)
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:  # the loop is gone (server shutting down)
-            pass
 
     def _work(self) -> None:
         events = self._events

@@ -22,8 +22,9 @@ def _limit(request: Request) -> int:
 
 
 @router.get("")
-async def list_conversations(request: Request, limit: int = Query(50, ge=1, le=500),
-                             offset: int = Query(0, ge=0)) -> dict[str, Any]:
+async def list_conversations(
+    request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+) -> dict[str, Any]:
     rows = await run_in_threadpool(_store(request).list_conversations, limit, offset)
     return {"object": "list", "data": [conversation_out(r) for r in rows]}
 
@@ -44,8 +45,7 @@ async def get_conversation(request: Request, conversation_id: str) -> dict[str, 
 @router.patch("/{conversation_id}")
 async def rename_conversation(request: Request, conversation_id: str) -> dict[str, Any]:
     body = await read_json(request, TitleIn, _limit(request))
-    conv = await run_in_threadpool(_store(request).rename_conversation, conversation_id,
-                                   body.title)
+    conv = await run_in_threadpool(_store(request).rename_conversation, conversation_id, body.title)
     return conversation_out(conv)
 
 

@@ -29,25 +29,39 @@ async def list_models(request: Request) -> dict[str, Any]:
     rt = request.app.state.runtime
     info = rt.info
     created = int(request.app.state.started_at)
-    return {"object": "list", "data": [
-        {"id": mid, "object": "model", "created": created, "owned_by": "charter",
-         "charter": info}
-        for mid in rt.model_ids()]}
+    return {
+        "object": "list",
+        "data": [
+            {
+                "id": mid,
+                "object": "model",
+                "created": created,
+                "owned_by": "charter",
+                "charter": info,
+            }
+            for mid in rt.model_ids()
+        ],
+    }
 
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Any:
     state = request.app.state
     rt = state.runtime
-    req: ChatCompletionRequest = await read_json(request, ChatCompletionRequest,
-                                                 rt.settings.max_body_bytes)
+    req: ChatCompletionRequest = await read_json(
+        request, ChatCompletionRequest, rt.settings.max_body_bytes
+    )
     if req.model not in rt.model_ids():
-        raise NotFoundError(f"model {req.model!r} does not exist; this server serves "
-                            f"{', '.join(repr(m) for m in rt.model_ids())}", param="model",
-                            code="model_not_found")
+        raise NotFoundError(
+            f"model {req.model!r} does not exist; this server serves "
+            f"{', '.join(repr(m) for m in rt.model_ids())}",
+            param="model",
+            code="model_not_found",
+        )
     source = request.headers.get("x-charter-source", "api")[:20]
-    turn = rt.new_turn(req.chat_messages(), req.params(), conversation_id=req.conversation_id,
-                       source=source)
+    turn = rt.new_turn(
+        req.chat_messages(), req.params(), conversation_id=req.conversation_id, source=source
+    )
     worker = TurnThread(rt.pipeline.stream(turn), turn)
     try:
         # Wait for the first event before answering, so that a request rejected up front
@@ -62,7 +76,8 @@ async def chat_completions(request: Request) -> Any:
         return StreamingResponse(
             _sse(worker, first, turn, state.metrics, req.logprobs),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
     return await _collect(worker, first, turn, request, req.logprobs)
 
 
@@ -81,8 +96,9 @@ def _observe_end(metrics: Any, turn: Turn) -> None:
     metrics.prompt_tokens.inc(turn.usage.get("prompt_tokens", 0))
 
 
-async def _collect(worker: TurnThread, ev: Event | None, turn: Turn, request: Request,
-                   want_logprobs: bool) -> Any:
+async def _collect(
+    worker: TurnThread, ev: Event | None, turn: Turn, request: Request, want_logprobs: bool
+) -> Any:
     metrics = request.app.state.metrics
     logprobs: list[dict] = []
     last = None
@@ -99,8 +115,9 @@ async def _collect(worker: TurnThread, ev: Event | None, turn: Turn, request: Re
     return completion_response(turn, logprobs if want_logprobs else None)
 
 
-async def _sse(worker: TurnThread, ev: Event | None, turn: Turn, metrics: Any,
-               want_logprobs: bool) -> AsyncIterator[bytes]:
+async def _sse(
+    worker: TurnThread, ev: Event | None, turn: Turn, metrics: Any, want_logprobs: bool
+) -> AsyncIterator[bytes]:
     def data(obj: Any) -> bytes:
         return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n".encode()
 
@@ -110,8 +127,11 @@ async def _sse(worker: TurnThread, ev: Event | None, turn: Turn, metrics: Any,
         while ev is not None:
             if ev.kind == "token":
                 last = _observe_token(metrics, turn, last)
-                yield data(chunk(turn, {"content": ev.text},
-                                 logprobs=ev.logprobs if want_logprobs else None))
+                yield data(
+                    chunk(
+                        turn, {"content": ev.text}, logprobs=ev.logprobs if want_logprobs else None
+                    )
+                )
             elif ev.kind == "done":
                 _observe_end(metrics, turn)
                 yield data(chunk(turn, {}, finish_reason=turn.finish_reason, final=True))

@@ -30,8 +30,9 @@ class ChatMessageIn(BaseModel):
     name: str | None = None
 
     def to_message(self) -> Message:
-        text = self.content if isinstance(self.content, str) else "".join(
-            p.text for p in self.content)
+        text = (
+            self.content if isinstance(self.content, str) else "".join(p.text for p in self.content)
+        )
         return Message(role="system" if self.role == "developer" else self.role, content=text)
 
 
@@ -112,15 +113,18 @@ async def read_json(request: Request, model: type[BaseModel], limit: int) -> Any
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise RequestError(f"request body is not valid UTF-8 (bad byte at offset {exc.start})",
-                           code="invalid_utf8") from None
+        raise RequestError(
+            f"request body is not valid UTF-8 (bad byte at offset {exc.start})", code="invalid_utf8"
+        ) from None
     if not text.strip():
         raise RequestError("request body is empty; send a JSON object", code="invalid_json")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RequestError(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                           f"column {exc.colno}", code="invalid_json") from None
+        raise RequestError(
+            f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            code="invalid_json",
+        ) from None
     if not isinstance(data, dict):
         raise RequestError("request body must be a JSON object", code="invalid_json")
     try:
@@ -139,11 +143,11 @@ def _validation_error(exc: ValidationError, prefix: str = "") -> RequestError:
         msg = "unrecognized parameter (not supported by Charter)"
     elif err["type"] == "literal_error" and loc.endswith("role"):
         msg = f"unknown role {err.get('input')!r}; expected system, developer, user or assistant"
-    return RequestError(f"{loc}: {msg}" if loc else msg, param=loc or None,
-                        code="invalid_value")
+    return RequestError(f"{loc}: {msg}" if loc else msg, param=loc or None, code="invalid_value")
 
 
 # -- responses ---------------------------------------------------------------------------
+
 
 def completion_id(turn: Turn) -> str:
     return f"chatcmpl-{turn.message_id or 'none'}"
@@ -156,27 +160,41 @@ def completion_response(turn: Turn, logprobs: list[dict] | None) -> dict[str, An
         "object": "chat.completion",
         "created": int(time.time()),
         "model": turn.model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": turn.answer},
-            "logprobs": {"content": logprobs} if logprobs is not None else None,
-            "finish_reason": turn.finish_reason,
-        }],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": turn.answer},
+                "logprobs": {"content": logprobs} if logprobs is not None else None,
+                "finish_reason": turn.finish_reason,
+            }
+        ],
         "usage": turn.usage,
         "charter": turn.charter(),
     }
 
 
-def chunk(turn: Turn, delta: dict[str, Any], *, finish_reason: str | None = None,
-          logprobs: dict | None = None, final: bool = False) -> dict[str, Any]:
+def chunk(
+    turn: Turn,
+    delta: dict[str, Any],
+    *,
+    finish_reason: str | None = None,
+    logprobs: dict | None = None,
+    final: bool = False,
+) -> dict[str, Any]:
     """One `chat.completion.chunk`; the final one carries usage and the `charter` object."""
     out: dict[str, Any] = {
         "id": completion_id(turn),
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": turn.model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason,
-                     "logprobs": {"content": [logprobs]} if logprobs else None}],
+        "choices": [
+            {
+                "index": 0,
+                "delta": delta,
+                "finish_reason": finish_reason,
+                "logprobs": {"content": [logprobs]} if logprobs else None,
+            }
+        ],
     }
     if final:
         out["usage"] = turn.usage

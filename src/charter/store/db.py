@@ -20,8 +20,10 @@ from sqlalchemy.engine import Connection, Engine
 from charter.errors import NotFoundError
 
 CONVERSATION_FIELDS = "id, title, source, created_at, updated_at"
-MESSAGE_FIELDS = ("id, conversation_id, seq, role, content, status, finish_reason, error, "
-                  "charter, created_at, updated_at")
+MESSAGE_FIELDS = (
+    "id, conversation_id, seq, role, content, status, finish_reason, error, "
+    "charter, created_at, updated_at"
+)
 
 
 def new_id(prefix: str) -> str:
@@ -46,8 +48,9 @@ class Store:
                 raise ValueError("Store needs a path or a url")
             path.parent.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{path}"
-        self.engine: Engine = create_engine(url, connect_args={"timeout": 30}
-                                            if url.startswith("sqlite") else {})
+        self.engine: Engine = create_engine(
+            url, connect_args={"timeout": 30} if url.startswith("sqlite") else {}
+        )
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.migrate()
@@ -60,62 +63,97 @@ class Store:
         """Apply every migration not yet applied; return the names applied now."""
         applied_now = []
         with self.engine.begin() as c:
-            c.execute(text("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                           "number INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-                           "applied_at DOUBLE PRECISION NOT NULL)"))
+            c.execute(
+                text(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "number INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                    "applied_at DOUBLE PRECISION NOT NULL)"
+                )
+            )
             done = {r[0] for r in c.execute(text("SELECT number FROM schema_migrations"))}
             for number, name, sql in _migrations():
                 if number in done:
                     continue
                 for statement in _statements(sql):
                     c.execute(text(statement))
-                c.execute(text("INSERT INTO schema_migrations VALUES (:n, :name, :t)"),
-                          {"n": number, "name": name, "t": time.time()})
+                c.execute(
+                    text("INSERT INTO schema_migrations VALUES (:n, :name, :t)"),
+                    {"n": number, "name": name, "t": time.time()},
+                )
                 applied_now.append(name)
         return applied_now
 
     def recover(self) -> int:
         """Mark answers left 'generating' by a crash as 'incomplete'; return how many."""
         with self.engine.begin() as c:
-            r = c.execute(text("UPDATE messages SET status='incomplete', "
-                               "finish_reason=COALESCE(finish_reason, 'interrupted') "
-                               "WHERE status='generating'"))
+            r = c.execute(
+                text(
+                    "UPDATE messages SET status='incomplete', "
+                    "finish_reason=COALESCE(finish_reason, 'interrupted') "
+                    "WHERE status='generating'"
+                )
+            )
             return r.rowcount or 0
 
     # -- conversations -----------------------------------------------------------------
-    def create_conversation(self, title: str = "New chat", source: str = "api",
-                            conn: Connection | None = None) -> dict[str, Any]:
+    def create_conversation(
+        self, title: str = "New chat", source: str = "api", conn: Connection | None = None
+    ) -> dict[str, Any]:
         now = time.time()
-        row = {"id": new_id("conv"), "title": title, "source": source, "created_at": now,
-               "updated_at": now}
+        row = {
+            "id": new_id("conv"),
+            "title": title,
+            "source": source,
+            "created_at": now,
+            "updated_at": now,
+        }
         with _tx(self.engine, conn) as c:
-            c.execute(text("INSERT INTO conversations VALUES "
-                           "(:id, :title, :source, :created_at, :updated_at)"), row)
+            c.execute(
+                text(
+                    "INSERT INTO conversations VALUES "
+                    "(:id, :title, :source, :created_at, :updated_at)"
+                ),
+                row,
+            )
         return {**row, "message_count": 0}
 
     def list_conversations(self, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
-            rows = c.execute(text(
-                "SELECT c.id, c.title, c.source, c.created_at, c.updated_at, "
-                "(SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) "
-                "AS message_count FROM conversations c "
-                "ORDER BY c.updated_at DESC, c.id LIMIT :limit OFFSET :offset"),
-                {"limit": limit, "offset": offset})
+            rows = c.execute(
+                text(
+                    "SELECT c.id, c.title, c.source, c.created_at, c.updated_at, "
+                    "(SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) "
+                    "AS message_count FROM conversations c "
+                    "ORDER BY c.updated_at DESC, c.id LIMIT :limit OFFSET :offset"
+                ),
+                {"limit": limit, "offset": offset},
+            )
             return [dict(r._mapping) for r in rows]
 
-    def get_conversation(self, conversation_id: str, *, with_messages: bool = True,
-                         conn: Connection | None = None) -> dict[str, Any]:
+    def get_conversation(
+        self, conversation_id: str, *, with_messages: bool = True, conn: Connection | None = None
+    ) -> dict[str, Any]:
         """The conversation (and its messages in order). Raises NotFoundError."""
         with _tx(self.engine, conn) as c:
-            row = c.execute(text(f"SELECT {CONVERSATION_FIELDS} FROM conversations "
-                                 "WHERE id = :id"), {"id": conversation_id}).first()
+            row = c.execute(
+                text(f"SELECT {CONVERSATION_FIELDS} FROM conversations WHERE id = :id"),
+                {"id": conversation_id},
+            ).first()
             if row is None:
-                raise NotFoundError(f"no conversation with id {conversation_id!r}",
-                                    param="conversation_id")
+                raise NotFoundError(
+                    f"no conversation with id {conversation_id!r}", param="conversation_id"
+                )
             conv = dict(row._mapping)
-            msgs = [dict(r._mapping) for r in c.execute(
-                text(f"SELECT {MESSAGE_FIELDS} FROM messages WHERE conversation_id = :id "
-                     "ORDER BY seq"), {"id": conversation_id})]
+            msgs = [
+                dict(r._mapping)
+                for r in c.execute(
+                    text(
+                        f"SELECT {MESSAGE_FIELDS} FROM messages WHERE conversation_id = :id "
+                        "ORDER BY seq"
+                    ),
+                    {"id": conversation_id},
+                )
+            ]
         conv["message_count"] = len(msgs)
         if with_messages:
             conv["messages"] = msgs
@@ -123,46 +161,63 @@ class Store:
 
     def rename_conversation(self, conversation_id: str, title: str) -> dict[str, Any]:
         with self.engine.begin() as c:
-            r = c.execute(text("UPDATE conversations SET title = :t, updated_at = :now "
-                               "WHERE id = :id"),
-                          {"t": title, "now": time.time(), "id": conversation_id})
+            r = c.execute(
+                text("UPDATE conversations SET title = :t, updated_at = :now WHERE id = :id"),
+                {"t": title, "now": time.time(), "id": conversation_id},
+            )
             if not r.rowcount:
-                raise NotFoundError(f"no conversation with id {conversation_id!r}",
-                                    param="conversation_id")
+                raise NotFoundError(
+                    f"no conversation with id {conversation_id!r}", param="conversation_id"
+                )
         return self.get_conversation(conversation_id, with_messages=False)
 
     def delete_conversation(self, conversation_id: str) -> None:
         with self.engine.begin() as c:
-            c.execute(text("DELETE FROM messages WHERE conversation_id = :id"),
-                      {"id": conversation_id})
-            r = c.execute(text("DELETE FROM conversations WHERE id = :id"),
-                          {"id": conversation_id})
+            c.execute(
+                text("DELETE FROM messages WHERE conversation_id = :id"), {"id": conversation_id}
+            )
+            r = c.execute(text("DELETE FROM conversations WHERE id = :id"), {"id": conversation_id})
             if not r.rowcount:
-                raise NotFoundError(f"no conversation with id {conversation_id!r}",
-                                    param="conversation_id")
+                raise NotFoundError(
+                    f"no conversation with id {conversation_id!r}", param="conversation_id"
+                )
 
     # -- messages ----------------------------------------------------------------------
-    def add_messages(self, conversation_id: str, messages: list[dict[str, Any]],
-                     conn: Connection | None = None) -> list[str]:
+    def add_messages(
+        self, conversation_id: str, messages: list[dict[str, Any]], conn: Connection | None = None
+    ) -> list[str]:
         """Append messages ({role, content, status?}) in order; return their ids."""
         now = time.time()
         ids = []
         with _tx(self.engine, conn) as c:
-            seq = c.execute(text("SELECT COALESCE(MAX(seq), 0) FROM messages "
-                                 "WHERE conversation_id = :id"),
-                            {"id": conversation_id}).scalar_one()
+            seq = c.execute(
+                text("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conversation_id = :id"),
+                {"id": conversation_id},
+            ).scalar_one()
             for m in messages:
                 seq += 1
                 mid = new_id("msg")
-                c.execute(text(f"INSERT INTO messages ({MESSAGE_FIELDS}) VALUES "
-                               "(:id, :cid, :seq, :role, :content, :status, NULL, NULL, "
-                               "NULL, :now, :now)"),
-                          {"id": mid, "cid": conversation_id, "seq": seq, "role": m["role"],
-                           "content": m["content"], "status": m.get("status", "complete"),
-                           "now": now})
+                c.execute(
+                    text(
+                        f"INSERT INTO messages ({MESSAGE_FIELDS}) VALUES "
+                        "(:id, :cid, :seq, :role, :content, :status, NULL, NULL, "
+                        "NULL, :now, :now)"
+                    ),
+                    {
+                        "id": mid,
+                        "cid": conversation_id,
+                        "seq": seq,
+                        "role": m["role"],
+                        "content": m["content"],
+                        "status": m.get("status", "complete"),
+                        "now": now,
+                    },
+                )
                 ids.append(mid)
-            c.execute(text("UPDATE conversations SET updated_at = :now WHERE id = :id"),
-                      {"now": now, "id": conversation_id})
+            c.execute(
+                text("UPDATE conversations SET updated_at = :now WHERE id = :id"),
+                {"now": now, "id": conversation_id},
+            )
         return ids
 
     def update_message(self, message_id: str, **fields: Any) -> None:
@@ -172,8 +227,10 @@ class Store:
             raise ValueError(f"update_message fields must be among {sorted(allowed)}")
         sets = ", ".join(f"{k} = :{k}" for k in fields)
         with self.engine.begin() as c:
-            c.execute(text(f"UPDATE messages SET {sets}, updated_at = :now WHERE id = :id"),
-                      {**fields, "now": time.time(), "id": message_id})
+            c.execute(
+                text(f"UPDATE messages SET {sets}, updated_at = :now WHERE id = :id"),
+                {**fields, "now": time.time(), "id": message_id},
+            )
 
     def delete_messages(self, message_ids: list[str]) -> None:
         with self.engine.begin() as c:
@@ -184,39 +241,64 @@ class Store:
     def create_key(self, name: str) -> tuple[dict[str, Any], str]:
         """Create a key; return (its record, the secret). The secret is shown once only."""
         secret = "ck-" + secrets.token_urlsafe(32)
-        row = {"id": new_id("key"), "name": name, "prefix": secret[:7],
-               "hash": _hash_key(secret), "created_at": time.time()}
+        row = {
+            "id": new_id("key"),
+            "name": name,
+            "prefix": secret[:7],
+            "hash": _hash_key(secret),
+            "created_at": time.time(),
+        }
         with self.engine.begin() as c:
-            c.execute(text("INSERT INTO api_keys (id, name, prefix, hash, created_at) "
-                           "VALUES (:id, :name, :prefix, :hash, :created_at)"), row)
+            c.execute(
+                text(
+                    "INSERT INTO api_keys (id, name, prefix, hash, created_at) "
+                    "VALUES (:id, :name, :prefix, :hash, :created_at)"
+                ),
+                row,
+            )
         return {k: v for k, v in row.items() if k != "hash"}, secret
 
     def list_keys(self) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
-            rows = c.execute(text("SELECT id, name, prefix, created_at, last_used_at, "
-                                  "revoked_at FROM api_keys ORDER BY created_at"))
+            rows = c.execute(
+                text(
+                    "SELECT id, name, prefix, created_at, last_used_at, "
+                    "revoked_at FROM api_keys ORDER BY created_at"
+                )
+            )
             return [dict(r._mapping) for r in rows]
 
     def revoke_key(self, key_id_or_name: str) -> dict[str, Any]:
         """Revoke by id or name. Raises NotFoundError when no active key matches."""
         with self.engine.begin() as c:
-            r = c.execute(text("UPDATE api_keys SET revoked_at = :now WHERE "
-                               "(id = :k OR name = :k) AND revoked_at IS NULL"),
-                          {"now": time.time(), "k": key_id_or_name})
+            r = c.execute(
+                text(
+                    "UPDATE api_keys SET revoked_at = :now WHERE "
+                    "(id = :k OR name = :k) AND revoked_at IS NULL"
+                ),
+                {"now": time.time(), "k": key_id_or_name},
+            )
             if not r.rowcount:
                 raise NotFoundError(f"no active API key with id or name {key_id_or_name!r}")
-        return next(k for k in self.list_keys()
-                    if key_id_or_name in (k["id"], k["name"]) and k["revoked_at"])
+        return next(
+            k
+            for k in self.list_keys()
+            if key_id_or_name in (k["id"], k["name"]) and k["revoked_at"]
+        )
 
     def verify_key(self, secret: str) -> str | None:
         """The key's id if `secret` is an active key, else None."""
         with self.engine.begin() as c:
-            row = c.execute(text("SELECT id FROM api_keys WHERE hash = :h AND "
-                                 "revoked_at IS NULL"), {"h": _hash_key(secret)}).first()
+            row = c.execute(
+                text("SELECT id FROM api_keys WHERE hash = :h AND revoked_at IS NULL"),
+                {"h": _hash_key(secret)},
+            ).first()
             if row is None:
                 return None
-            c.execute(text("UPDATE api_keys SET last_used_at = :now WHERE id = :id"),
-                      {"now": time.time(), "id": row[0]})
+            c.execute(
+                text("UPDATE api_keys SET last_used_at = :now WHERE id = :id"),
+                {"now": time.time(), "id": row[0]},
+            )
             return row[0]
 
 
