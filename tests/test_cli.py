@@ -150,6 +150,11 @@ def test_bad_settings_and_flags_are_one_line_errors() -> None:
     assert_one_line_error(
         charter("ask", "hi", "--conversation", "conv_nope", env=fake_env()), "conv_nope"
     )
+    assert_one_line_error(charter("ask", "hi", env=fake_env(colour="red")), "colour",
+                          "unknown option")
+    assert_one_line_error(charter("ask", "hi", env={"CHARTER_BACKEND": "openai"}), "base_url")
+    assert_one_line_error(charter("ask", "hi", env={"CHARTER_BACKEND_OPTIONS": "{oops"}),
+                          "BACKEND_OPTIONS")
     p = charter("ask", "word " * 100, env=fake_env(context_size=20))
     assert_one_line_error(p, "context is 20")
 

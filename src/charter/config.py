@@ -12,7 +12,7 @@ from typing import Any
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from charter.errors import ConfigError
 
@@ -85,6 +85,11 @@ def load_settings(**overrides: Any) -> Settings:
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)
+    except SettingsError as exc:
+        # A complex value (CHARTER_BACKEND_OPTIONS) that is not valid JSON.
+        raise ConfigError(f"{exc}; complex settings take JSON, e.g. "
+                          "CHARTER_BACKEND_OPTIONS='{\"base_url\": \"http://host:8000/v1\"}'"
+                          ) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"

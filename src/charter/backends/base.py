@@ -10,8 +10,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from charter.errors import ConfigError
 from charter.types import Event, Message, Params
 
 if TYPE_CHECKING:
@@ -46,7 +47,20 @@ class Backend(ABC):
     @classmethod
     def from_settings(cls, settings: Settings) -> Backend:
         """Build the backend from Charter's settings (its `backend_options` table)."""
-        return cls(cls.Options.model_validate(settings.backend_options))
+        return cls(cls.parse_options(settings.backend_options))
+
+    @classmethod
+    def parse_options(cls, options: dict[str, Any]) -> Any:
+        """Validate this backend's options; raises ConfigError naming the bad option."""
+        try:
+            return cls.Options.model_validate(options)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "options"
+            msg = "unknown option" if err["type"] == "extra_forbidden" else err["msg"]
+            raise ConfigError(
+                f"backend {cls.name!r}: option {where}: {msg} (CHARTER_BACKEND_OPTIONS)"
+            ) from None
 
     def load(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Load weights or connect eagerly, so the first request does not pay for it."""

@@ -59,7 +59,7 @@ class LlamaCppBackend(Backend):
             "n_gpu_layers": settings.n_gpu_layers,
             **settings.backend_options,
         }
-        return cls(LlamaCppOptions.model_validate(opts))
+        return cls(cls.parse_options(opts))
 
     @property
     def path(self) -> Path:
