@@ -77,6 +77,8 @@ def test_stream_sends_chunks_then_charter_in_last_chunk(client: TestClient) -> N
     last = events[-1]
     assert last["choices"][0]["finish_reason"] == "stop"
     assert last["charter"]["conversation_id"].startswith("conv_")
+    assert r.headers["x-charter-conversation-id"] == last["charter"]["conversation_id"]
+    assert r.headers["x-charter-message-id"] == last["charter"]["message_id"]
     assert last["usage"]["total_tokens"] > 0
 
 

@@ -72,13 +72,20 @@ async def chat_completions(request: Request) -> Any:
     except BaseException:
         worker.cancel()
         raise
+    # Known as soon as the question is stored: lets a client that stops early find its
+    # conversation without waiting for the last chunk.
+    ids = {"X-Charter-Conversation-Id": turn.conversation_id or "",
+           "X-Charter-Message-Id": turn.message_id or ""}
     if req.stream:
         return StreamingResponse(
             _sse(worker, first, turn, state.metrics, req.logprobs),
             media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **ids},
         )
-    return await _collect(worker, first, turn, request, req.logprobs)
+    body = await _collect(worker, first, turn, request, req.logprobs)
+    if isinstance(body, JSONResponse):
+        return body
+    return JSONResponse(body, headers=ids)
 
 
 def _observe_token(metrics: Any, turn: Turn, last: float | None) -> float:
