@@ -150,11 +150,13 @@ def test_bad_settings_and_flags_are_one_line_errors() -> None:
     assert_one_line_error(
         charter("ask", "hi", "--conversation", "conv_nope", env=fake_env()), "conv_nope"
     )
-    assert_one_line_error(charter("ask", "hi", env=fake_env(colour="red")), "colour",
-                          "unknown option")
+    assert_one_line_error(
+        charter("ask", "hi", env=fake_env(colour="red")), "colour", "unknown option"
+    )
     assert_one_line_error(charter("ask", "hi", env={"CHARTER_BACKEND": "openai"}), "base_url")
-    assert_one_line_error(charter("ask", "hi", env={"CHARTER_BACKEND_OPTIONS": "{oops"}),
-                          "BACKEND_OPTIONS")
+    assert_one_line_error(
+        charter("ask", "hi", env={"CHARTER_BACKEND_OPTIONS": "{oops"}), "BACKEND_OPTIONS"
+    )
     p = charter("ask", "word " * 100, env=fake_env(context_size=20))
     assert_one_line_error(p, "context is 20")
 
@@ -184,3 +186,16 @@ def test_main_returns_exit_codes_in_process(capsys: pytest.CaptureFixture[str]) 
     assert main(["keys", "list"]) == 0
     assert main(["ask", "hi", "--backend", "nope"]) == 2
     assert "unknown backend 'nope'" in capsys.readouterr().err
+
+
+@slow
+def test_show_confidence_prints_summary_and_json_logprobs() -> None:
+    p = charter("ask", "hi", "--show-confidence", env=fake_env(script="A B C D"))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "A B C D"  # no colour codes when not on a terminal
+    assert "confidence: mean p" in p.stderr and "least certain: 'C'" in p.stderr
+    obj = json.loads(
+        charter("ask", "hi", "--show-confidence", "--json", env=fake_env(script="A B")).stdout
+    )
+    assert [t["token"] for t in obj["choices"][0]["logprobs"]["content"]] == ["A", " B"]
+    assert obj["charter"]["confidence"]["tokens"] == 2

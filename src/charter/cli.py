@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -81,23 +82,73 @@ def sampling_options(f: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--seed", type=int, default=None, help="Random seed, for repeatable answers."),
         click.option("--system", default=None, help="A system message to start with."),
+        click.option(
+            "--show-confidence",
+            is_flag=True,
+            default=False,
+            help="Mark uncertain words (colour on a terminal) and print how sure the model "
+            "was: mean and lowest token probability, least certain spans.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
 
 
-def _params(max_tokens: int | None, temperature: float | None, seed: int | None) -> Any:
+def _params(
+    max_tokens: int | None,
+    temperature: float | None,
+    seed: int | None,
+    show_confidence: bool = False,
+) -> Any:
     from pydantic import ValidationError
 
     from charter.types import Params
 
-    given = {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}
+    given = {
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "seed": seed,
+        "logprobs": show_confidence or None,
+        "top_logprobs": 3 if show_confidence else None,
+    }
     try:
         return Params(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ConfigError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from None
+
+
+def _token_printer(show_confidence: bool) -> Callable[[Any], None]:
+    """Write each token as it comes; with confidence on a terminal, colour the unsure ones."""
+    colour = show_confidence and sys.stdout.isatty()
+
+    def write(ev: Any) -> None:
+        text = ev.text
+        if colour and ev.logprobs is not None:
+            p = math.exp(ev.logprobs["logprob"])
+            if p < 0.3:
+                text = f"\x1b[4;31m{text}\x1b[0m"
+            elif p < 0.6:
+                text = f"\x1b[33m{text}\x1b[0m"
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    return write
+
+
+def _confidence_line(turn: Any) -> str | None:
+    """One line on how sure the model was, from the trace; None when not measured."""
+    conf = turn.charter().get("confidence")
+    if not conf:
+        return None
+    spans = ", ".join(
+        f"{s['text'].strip()!r} (p {s['min_prob']:.2f})" for s in conf["least_certain"]
+    )
+    return (
+        f"confidence: mean p {conf['mean_prob']:.2f}, lowest p {conf['min_prob']:.2f} over "
+        f"{conf['tokens']} tokens; least certain: {spans}"
+    )
 
 
 def _runtime(settings: Settings) -> Any:
@@ -177,6 +228,7 @@ def chat(
     temperature: float | None,
     seed: int | None,
     system: str | None,
+    show_confidence: bool,
     **model: Any,
 ) -> None:
     """Talk with the assistant in the terminal (streaming).
@@ -190,7 +242,8 @@ def chat(
     from charter.types import Message
 
     settings = load_settings(**model)
-    params = _params(max_tokens, temperature, seed)
+    params = _params(max_tokens, temperature, seed, show_confidence)
+    write = _token_printer(show_confidence)
     rt = _runtime(settings)
     if conversation_id:
         rt.store.get_conversation(conversation_id, with_messages=False)
@@ -228,9 +281,11 @@ def chat(
         try:
             for ev in events:
                 if ev.kind == "token":
-                    sys.stdout.write(ev.text)
-                    sys.stdout.flush()
+                    write(ev)
             sys.stdout.write("\n")
+            line = _confidence_line(turn) if show_confidence else None
+            if line:
+                click.echo(line, err=True)
         except KeyboardInterrupt:
             events.close()
             click.echo("\n(stopped)", err=True)
@@ -265,6 +320,7 @@ def ask(
     temperature: float | None,
     seed: int | None,
     system: str | None,
+    show_confidence: bool,
     **model: Any,
 ) -> None:
     """Ask one question and print the answer. QUESTION '-' reads it from standard input."""
@@ -276,7 +332,7 @@ def ask(
     if not question.strip():
         raise ConfigError("the question is empty")
     settings = load_settings(**model)
-    params = _params(max_tokens, temperature, seed)
+    params = _params(max_tokens, temperature, seed, show_confidence)
     rt = _runtime(settings)
     messages = [Message(role="user", content=question)]
     if system:
@@ -284,10 +340,14 @@ def ask(
     turn = rt.new_turn(messages, params, conversation_id=conversation_id, source="cli")
     if as_json:
         rt.pipeline.run(turn)
-        click.echo(json.dumps(completion_response(turn, None), indent=2, ensure_ascii=False))
+        logprobs = [lp for _, _, lp in turn.token_logprobs] if show_confidence else None
+        click.echo(json.dumps(completion_response(turn, logprobs), indent=2, ensure_ascii=False))
     else:
-        rt.pipeline.run(turn, on_token=lambda ev: (sys.stdout.write(ev.text), sys.stdout.flush()))
+        rt.pipeline.run(turn, on_token=_token_printer(show_confidence))
         sys.stdout.write("\n")
+        line = _confidence_line(turn) if show_confidence else None
+        if line:
+            click.echo(line, err=True)
     rt.close()
 
 
@@ -458,6 +518,62 @@ def bench(
     if output:
         output.write_text(json.dumps(result, indent=2))
         click.echo(f"wrote {output}", err=True)
+
+
+@cli.command("inspect", context_settings=CONTEXT)
+@click.argument("model_path", metavar="[MODEL]", required=False, type=click.Path(path_type=Path))
+@click.option("--compare", is_flag=True, help="Place the model among well-known models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@click.option(
+    "--context",
+    metavar="LIST",
+    default=None,
+    help="Context lengths for the KV-cache table, e.g. 4096,32k (default: 4096 and the "
+    "model's own). The first one is used for the decode-speed bound.",
+)
+@click.option(
+    "--batch", metavar="LIST", default="1", show_default=True, help="Batch sizes, e.g. 1,8."
+)
+@click.option(
+    "--kv-type",
+    type=click.Choice(["f16", "q8_0", "q4_0", "bf16", "f32"]),
+    default="f16",
+    show_default=True,
+    help="KV-cache element type.",
+)
+@click.option(
+    "--bandwidth",
+    metavar="GBPS",
+    type=float,
+    default=None,
+    help="This machine's memory bandwidth in GB/s (default: measured, ~0.2 s).",
+)
+def inspect_cmd(
+    model_path: Path | None,
+    compare: bool,
+    as_json: bool,
+    context: str | None,
+    batch: str,
+    kv_type: str,
+    bandwidth: float | None,
+) -> None:
+    """Parameters, architecture, memory, GPU fit and speed bound of MODEL, from its headers.
+
+    MODEL is a .gguf file, a .safetensors file or folder (with its config.json), or a bare
+    config.json; default: the embedded SmolLM2-135M. Weights are never loaded.
+    """
+    from charter.models import embedded_model_path
+    from charter.models.view import build_inspection, format_inspection, parse_sizes
+
+    data = build_inspection(
+        model_path or embedded_model_path(),
+        contexts=parse_sizes(context, "--context") if context else None,
+        batches=parse_sizes(batch, "--batch"),
+        kv_type=kv_type,
+        bandwidth_gbps=bandwidth,
+        compare=compare,
+    )
+    click.echo(json.dumps(data, indent=2) if as_json else format_inspection(data))
 
 
 def _count(n: int | None) -> str:

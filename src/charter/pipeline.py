@@ -125,6 +125,8 @@ class GenerateStage:
                         if turn.t_first_token is None:
                             turn.t_first_token = time.perf_counter()
                         turn.completion_tokens += 1
+                        if ev.logprobs is not None:
+                            turn.token_logprobs.append((len(turn.answer), ev.text, ev.logprobs))
                         turn.answer += ev.text
                     else:
                         turn.finish_reason = ev.finish_reason

@@ -111,6 +111,8 @@ class Turn:
     t_first_token: float | None = None
     t_end: float | None = None
     completion_tokens: int = 0
+    #: (char offset, text, logprobs entry) per emitted token, when logprobs were asked for.
+    token_logprobs: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     #: Set by whoever drives the turn when its client goes away; stages stop soon after.
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -135,7 +137,9 @@ class Turn:
 
     def charter(self) -> dict[str, Any]:
         """The `charter` object every response carries."""
-        return {
+        from charter.confidence import summarize
+
+        out = {
             "message_id": self.message_id,
             "conversation_id": self.conversation_id,
             "model": self.model,
@@ -144,3 +148,7 @@ class Turn:
             "timings": self.timings(),
             "stages": [{"stage": s.stage, "ms": round(s.ms, 1), **s.detail} for s in self.stages],
         }
+        confidence = summarize(self.token_logprobs)
+        if confidence is not None:
+            out["confidence"] = confidence
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,8 @@ def test_logprobs_are_a_distribution(backend: LlamaCppBackend) -> None:
         assert len(tops) == 5 and tops == sorted(tops, reverse=True)
         # Greedy: the chosen token is the most likely one.
         assert lp["logprob"] == pytest.approx(tops[0], abs=1e-5)
+        # Entropy of a distribution over 49,152 tokens: between 0 and ln(49152).
+        assert 0.0 <= lp["entropy"] <= math.log(49152)
 
 
 @pytest.mark.slow

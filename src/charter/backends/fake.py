@@ -81,13 +81,19 @@ class FakeBackend(Backend):
             produced += 1
             lp = None
             if params.logprobs:
+                # A made-up but well-formed distribution: every third word is a guess.
+                logprob = -1.6 if produced % 3 == 0 else -0.05
+                top = [{"token": piece, "logprob": logprob, "bytes": list(piece.encode())}]
+                top += [
+                    {"token": f" alt{k}", "logprob": logprob - k, "bytes": []}
+                    for k in range(1, params.top_logprobs)
+                ]
                 lp = {
                     "token": piece,
-                    "logprob": -0.5,
+                    "logprob": logprob,
                     "bytes": list(piece.encode()),
-                    "top_logprobs": [
-                        {"token": piece, "logprob": -0.5, "bytes": list(piece.encode())}
-                    ][: params.top_logprobs],
+                    "entropy": 1.2 if produced % 3 == 0 else 0.2,
+                    "top_logprobs": top[: params.top_logprobs],
                 }
             yield Event("token", text=piece, logprobs=lp)
         usage = {

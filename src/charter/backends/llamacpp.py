@@ -8,6 +8,7 @@ silently truncated.
 from __future__ import annotations
 
 import codecs
+import math
 import os
 import random
 from collections.abc import Iterator
@@ -212,8 +213,12 @@ class LlamaCppBackend(Backend):
             llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,)
         )
         shifted = logits - logits.max()
-        logz = float(np.log(np.exp(shifted).sum()))
+        exp = np.exp(shifted)
+        z = float(exp.sum())
+        logz = math.log(z)
         entry = _lp_entry(llm, token, float(shifted[token]) - logz)
+        # Entropy of the whole next-token distribution, in nats (Charter extension).
+        entry["entropy"] = max(0.0, logz - float((exp * shifted).sum()) / z)
         top: list[dict] = []
         if top_n:
             best = np.argpartition(-shifted, top_n)[:top_n]
@@ -237,6 +242,8 @@ def _merge_logprobs(entries: list[dict]) -> dict:
         "token": bytes(raw).decode("utf-8", errors="replace"),
         "logprob": sum(e["logprob"] for e in entries),
         "bytes": raw,
+        # Conditional entropies add along a sequence (chain rule).
+        "entropy": sum(e.get("entropy", 0.0) for e in entries),
         "top_logprobs": entries[-1]["top_logprobs"],
     }
 
