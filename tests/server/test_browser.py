@@ -444,3 +444,30 @@ def test_markdown_renderer_and_sse_parser(page: Page, start_server: StartServer)
     }""")
     expected = ['{"a":"é"}', '{"b":1}', "one\ntwo", "[DONE]"]
     assert all(got == expected for got in results), results
+
+
+def test_token_confidence_is_shaded_with_alternatives(page: Page, real_server: ServerProcess):
+    open_page(page, real_server.url + "/")
+    page.get_by_test_id("show-confidence").check()
+    send(page, "Name a famous painter.")
+    answer = last_assistant(page)
+    expect(answer).to_have_attribute("data-status", "complete", timeout=120_000)
+    tokens = answer.get_by_test_id("confidence-view").get_by_test_id("token")
+    n = tokens.count()
+    assert n >= 1
+    # The shaded tokens spell out exactly the answer.
+    spelled = "".join(tokens.all_text_contents())
+    assert (
+        spelled == answer.get_by_test_id("message-content").inner_text().strip()
+        or spelled.strip() == answer.get_by_test_id("message-content").inner_text().strip()
+    )
+    probs = [float(tokens.nth(i).get_attribute("data-p")) for i in range(n)]
+    assert all(0.0 < p <= 1.0 for p in probs)
+    # The least likely token carries a shade and a tooltip naming its probability.
+    weakest = tokens.nth(probs.index(min(probs)))
+    assert weakest.get_attribute("title").startswith(f"p {min(probs):.2f}")
+    if min(probs) < 0.9:
+        assert "background-color" in (weakest.get_attribute("style") or "")
+    # And the trace summarises it in the details panel.
+    answer.get_by_test_id("details-toggle").click()
+    expect(answer.get_by_test_id("details-panel")).to_contain_text("least_certain")

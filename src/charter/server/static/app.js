@@ -29,6 +29,7 @@ const ui = {
   prompt: $("prompt"),
   send: $("send"),
   stop: $("stop"),
+  showConfidence: $("show-confidence"),
 };
 
 const state = {
@@ -509,6 +510,41 @@ class MessageView {
   }
 }
 
+/**
+ * Token confidence: each generated token shaded by how likely the model found it (redder is
+ * less certain), its probability and the top alternatives on hover. Text only, no HTML.
+ * @param {{text: string, logprob: number, entropy?: number,
+ *          top: {token: string, logprob: number}[]}[]} tokens
+ */
+function confidenceView(tokens) {
+  const box = document.createElement("div");
+  box.className = "confidence-view";
+  box.dataset.testid = "confidence-view";
+  const label = document.createElement("p");
+  label.className = "muted small";
+  label.textContent = "Token confidence (redder is less certain; hover for alternatives)";
+  const text = document.createElement("p");
+  text.className = "confidence-text";
+  for (const t of tokens) {
+    const p = Math.exp(t.logprob);
+    const span = document.createElement("span");
+    span.className = "token";
+    span.dataset.testid = "token";
+    span.dataset.p = p.toFixed(4);
+    span.textContent = t.text;
+    const doubt = Math.max(0, 1 - p);
+    if (doubt > 0.1) span.style.backgroundColor = `rgba(214, 69, 65, ${(doubt * 0.55).toFixed(3)})`;
+    const alts = t.top
+      .filter((a) => a.token !== t.text)
+      .map((a) => `${JSON.stringify(a.token)} ${Math.exp(a.logprob).toFixed(2)}`)
+      .join(", ");
+    span.title = `p ${p.toFixed(2)}` + (alts ? ` · instead: ${alts}` : "");
+    text.append(span);
+  }
+  box.append(label, text);
+  return box;
+}
+
 function appendMessage(role, options) {
   ui.emptyState.hidden = true;
   const view = new MessageView(role, options);
@@ -654,6 +690,8 @@ async function send() {
   scrollToBottom();
 
   let received = "";
+  const tokens = [];
+  const withConfidence = ui.showConfidence.checked;
   let finishReason = null;
   let finished = false;
   try {
@@ -678,6 +716,7 @@ async function send() {
         messages: [{ role: "user", content: text }],
         stream: true,
         conversation_id: state.currentId,
+        ...(withConfidence ? { logprobs: true, top_logprobs: 5 } : {}),
       },
       signal,
       accept: "text/event-stream",
@@ -699,6 +738,11 @@ async function send() {
       if (typeof piece === "string" && piece) {
         received += piece;
         view.setText(received);
+        const lp = choice.logprobs && Array.isArray(choice.logprobs.content)
+          ? choice.logprobs.content[0] : null;
+        if (lp && typeof lp.logprob === "number") {
+          tokens.push({ text: piece, logprob: lp.logprob, top: lp.top_logprobs || [] });
+        }
       }
       if (choice && choice.finish_reason) finishReason = choice.finish_reason;
       if (chunk.charter) view.setCharter(chunk.charter);
@@ -728,6 +772,7 @@ async function send() {
       report(err);
     }
   } finally {
+    if (tokens.length && view.foot) view.foot.prepend(confidenceView(tokens));
     view.flush();
     if (state.streaming && state.streaming.controller === controller) state.streaming = null;
     setStreaming(Boolean(state.streaming));
