@@ -53,6 +53,7 @@ def test_help_on_every_command() -> None:
         ["keys", "list"],
         ["keys", "revoke"],
         ["bench"],
+        ["inspect"],
     ):
         p = charter(*cmd, "--help")
         assert p.returncode == 0, p.stderr
