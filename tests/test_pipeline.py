@@ -31,7 +31,7 @@ def test_turn_streams_answer_and_stores_both_messages(fake_runtime: Runtime) -> 
     ]
     charter = turn.charter()
     assert charter["message_id"] == conv["messages"][1]["id"]
-    assert [s["stage"] for s in charter["stages"]] == ["store", "generate"]
+    assert [s["stage"] for s in charter["stages"]] == ["store", "self_knowledge", "generate"]
     assert charter["timings"]["ttft_ms"] is not None
     assert conv["title"] == "Hi"
 

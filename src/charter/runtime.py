@@ -12,8 +12,9 @@ from charter.backends import backend_class
 from charter.backends.base import Backend
 from charter.config import Settings
 from charter.pipeline import GenerateStage, Pipeline, Scheduler, StoreStage
+from charter.self_knowledge import SelfKnowledgeStage, model_facts
 from charter.store import Store
-from charter.types import Message, Params, Turn
+from charter.types import Message, Params, Source, Turn
 
 
 class Runtime:
@@ -25,9 +26,11 @@ class Runtime:
         self.pipeline = Pipeline(
             [
                 StoreStage(self.store),
+                SelfKnowledgeStage(self.self_facts),
                 GenerateStage(self.backend, self.scheduler, settings.default_max_tokens),
             ]
         )
+        self._facts: Source | None = None
         self._info: dict[str, Any] | None = None
 
     def load(self) -> None:
@@ -44,6 +47,12 @@ class Runtime:
         if self._info is None:
             self._info = self.backend.info()
         return self._info
+
+    def self_facts(self) -> Source:
+        """The facts about the running model (read once, on first use)."""
+        if self._facts is None:
+            self._facts = model_facts(self.info)
+        return self._facts
 
     def model_ids(self) -> list[str]:
         """Names a client may put in `model`: the model's id and the alias 'charter'."""

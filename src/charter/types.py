@@ -79,6 +79,20 @@ class Event:
     usage: dict[str, int] | None = None
 
 
+@dataclass(frozen=True)
+class Source:
+    """Something the answer may draw on and cite: facts about the model, a document passage."""
+
+    id: str
+    title: str
+    text: str
+    #: Where it came from: "self" (the model's own file), later a document path or id.
+    origin: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "title": self.title, "text": self.text, "origin": self.origin}
+
+
 @dataclass
 class StageRecord:
     """What one stage of a turn cost (and, in later stages, what it saw and decided)."""
@@ -111,6 +125,7 @@ class Turn:
     t_first_token: float | None = None
     t_end: float | None = None
     completion_tokens: int = 0
+    sources: list[Source] = field(default_factory=list)
     #: (char offset, text, logprobs entry) per emitted token, when logprobs were asked for.
     token_logprobs: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     #: Set by whoever drives the turn when its client goes away; stages stop soon after.
@@ -148,6 +163,8 @@ class Turn:
             "timings": self.timings(),
             "stages": [{"stage": s.stage, "ms": round(s.ms, 1), **s.detail} for s in self.stages],
         }
+        if self.sources:
+            out["sources"] = [s.to_dict() for s in self.sources]
         confidence = summarize(self.token_logprobs)
         if confidence is not None:
             out["confidence"] = confidence

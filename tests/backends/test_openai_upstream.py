@@ -125,7 +125,8 @@ def test_charter_serve_in_front_of_upstream(upstream: str, start_server, tmp_pat
         model="charter", max_tokens=8, temperature=0, messages=[{"role": "user", "content": "Hi"}]
     )
     assert r.choices[0].message.content
-    assert r.model_extra["charter"]["stages"][1]["backend"] == "openai"
+    generate = r.model_extra["charter"]["stages"][-1]
+    assert (generate["stage"], generate["backend"]) == ("generate", "openai")
     chunks = list(
         client.chat.completions.create(
             model="charter",

@@ -63,7 +63,7 @@ def test_non_stream_completion_has_usage_and_charter(client: TestClient) -> None
     assert ch["model"] == "fake" and ch["message_id"].startswith("msg_")
     assert body["id"] == f"chatcmpl-{ch['message_id']}"
     assert set(ch["timings"]) == {"queued_ms", "ttft_ms", "total_ms", "tokens_per_second"}
-    assert [s["stage"] for s in ch["stages"]] == ["store", "generate"]
+    assert [s["stage"] for s in ch["stages"]] == ["store", "self_knowledge", "generate"]
 
 
 def test_stream_sends_chunks_then_charter_in_last_chunk(client: TestClient) -> None:
