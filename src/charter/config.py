@@ -87,9 +87,10 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**given)
     except SettingsError as exc:
         # A complex value (CHARTER_BACKEND_OPTIONS) that is not valid JSON.
-        raise ConfigError(f"{exc}; complex settings take JSON, e.g. "
-                          "CHARTER_BACKEND_OPTIONS='{\"base_url\": \"http://host:8000/v1\"}'"
-                          ) from None
+        raise ConfigError(
+            f"{exc}; complex settings take JSON, e.g. "
+            'CHARTER_BACKEND_OPTIONS=\'{"base_url": "http://host:8000/v1"}\''
+        ) from None
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "settings"

@@ -74,8 +74,10 @@ async def chat_completions(request: Request) -> Any:
         raise
     # Known as soon as the question is stored: lets a client that stops early find its
     # conversation without waiting for the last chunk.
-    ids = {"X-Charter-Conversation-Id": turn.conversation_id or "",
-           "X-Charter-Message-Id": turn.message_id or ""}
+    ids = {
+        "X-Charter-Conversation-Id": turn.conversation_id or "",
+        "X-Charter-Message-Id": turn.message_id or "",
+    }
     if req.stream:
         return StreamingResponse(
             _sse(worker, first, turn, state.metrics, req.logprobs),
