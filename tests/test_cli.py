@@ -54,6 +54,7 @@ def test_help_on_every_command() -> None:
         ["keys", "revoke"],
         ["bench"],
         ["inspect"],
+        ["lens"],
     ):
         p = charter(*cmd, "--help")
         assert p.returncode == 0, p.stderr

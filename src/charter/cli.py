@@ -576,6 +576,73 @@ def inspect_cmd(
     click.echo(json.dumps(data, indent=2) if as_json else format_inspection(data))
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("prompt")
+@click.option(
+    "--model",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A llama-architecture GGUF file (dequantised) or a Hugging Face model folder "
+    "(default: the embedded SmolLM2-135M-Instruct; CHARTER_MODEL).",
+)
+@click.option("--answer", default=None, help="Score this answer instead of generating one.")
+@click.option(
+    "--max-tokens", type=int, default=8, show_default=True, help="Longest generated answer."
+)
+@click.option("--top-k", type=int, default=5, show_default=True, help="Top tokens per layer.")
+@click.option("--layers", default="all", show_default=True, help="Layers to show: all, or every:N.")
+@click.option("--source", "sources", multiple=True, help="A source text put in the prompt.")
+@click.option(
+    "--source-file",
+    "source_files",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A UTF-8 text file used as a source.",
+)
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write a self-contained HTML heat map here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def lens(
+    prompt: str,
+    model: Path | None,
+    answer: str | None,
+    max_tokens: int,
+    top_k: int,
+    layers: str,
+    sources: tuple[str, ...],
+    source_files: tuple[Path, ...],
+    html_out: Path | None,
+    as_json: bool,
+) -> None:
+    """Logit lens: what each layer predicts at each answer position, and how much attention
+    the answer pays to each --source. Needs: pip install 'charter[interp]'."""
+    from charter.interp.lens import read_sources, run_lens
+    from charter.interp.render import format_table, render_html
+
+    settings = load_settings(model=model)
+    result = run_lens(
+        prompt,
+        model_path=settings.model,
+        answer=answer,
+        max_tokens=max_tokens,
+        top_k=top_k,
+        layers=layers,
+        sources=read_sources(sources, source_files),
+        n_threads=settings.n_threads,
+    )
+    if html_out:
+        html_out.write_text(render_html(result), encoding="utf-8")
+        click.echo(f"wrote {html_out}", err=True)
+    click.echo(
+        json.dumps(result.to_dict(), ensure_ascii=False) if as_json else format_table(result)
+    )
+
+
 def _count(n: int | None) -> str:
     from charter.models import format_count
 

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from charter.backends.llamacpp import LlamaCppBackend, LlamaCppOptions, _TextAssembler
+from charter.backends.llamacpp import LlamaCppBackend, LlamaCppOptions
+from charter.backends.text import TextAssembler
 from charter.errors import ContextOverflowError, ModelFileError
 from charter.types import Message, Params
 
 
 def test_text_assembler_holds_partial_utf8_and_stop_prefixes() -> None:
-    t = _TextAssembler(["STOP"])
+    t = TextAssembler(["STOP"])
     euro = "€".encode()
     assert t.push(euro[:2]) == ("", False)  # half a character: nothing yet
     assert t.push(euro[2:] + b" ok S") == ("€ ok ", False)  # "S" may start STOP
@@ -23,7 +24,7 @@ def test_text_assembler_holds_partial_utf8_and_stop_prefixes() -> None:
 
 
 def test_text_assembler_flush_returns_held_text() -> None:
-    t = _TextAssembler(["<|end|>"])
+    t = TextAssembler(["<|end|>"])
     assert t.push(b"a <|e") == ("a ", False)
     assert t.flush() == "<|e"
 

@@ -7,7 +7,6 @@ silently truncated.
 
 from __future__ import annotations
 
-import codecs
 import math
 import os
 import random
@@ -21,6 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from charter.backends.base import Backend, BackendOptions
+from charter.backends.text import TextAssembler, merge_logprobs
 from charter.errors import BackendError, ContextOverflowError, ModelFileError
 from charter.types import Event, Message, Params
 
@@ -167,7 +167,7 @@ class LlamaCppBackend(Backend):
             presence_penalty=params.presence_penalty,
             frequency_penalty=params.frequency_penalty,
         )
-        text = _TextAssembler([*params.stop, *template_stop])
+        text = TextAssembler([*params.stop, *template_stop])
         vocab = llm._model.vocab
         produced, finish, hit_stop_string = 0, "length", False
         pending_lp: list[dict] = []
@@ -181,7 +181,7 @@ class LlamaCppBackend(Backend):
                     pending_lp.append(self._token_logprobs(token, params.top_logprobs))
                 piece, stopped = text.push(llm.detokenize([token]))
                 if piece:
-                    lp = _merge_logprobs(pending_lp) if pending_lp else None
+                    lp = merge_logprobs(pending_lp) if pending_lp else None
                     pending_lp = []
                     yield Event("token", text=piece, logprobs=lp)
                 if stopped:
@@ -192,7 +192,7 @@ class LlamaCppBackend(Backend):
         rest = "" if hit_stop_string else text.flush()
         if rest:
             yield Event(
-                "token", text=rest, logprobs=_merge_logprobs(pending_lp) if pending_lp else None
+                "token", text=rest, logprobs=merge_logprobs(pending_lp) if pending_lp else None
             )
         yield Event(
             "done",
@@ -231,50 +231,3 @@ class LlamaCppBackend(Backend):
 def _lp_entry(llm: Any, token: int, logprob: float) -> dict[str, Any]:
     raw = llm.detokenize([token])
     return {"token": raw.decode("utf-8", errors="replace"), "logprob": logprob, "bytes": list(raw)}
-
-
-def _merge_logprobs(entries: list[dict]) -> dict:
-    """One event may carry several tokens (held back while a stop string was possible)."""
-    if len(entries) == 1:
-        return entries[0]
-    raw = [b for e in entries for b in e["bytes"]]
-    return {
-        "token": bytes(raw).decode("utf-8", errors="replace"),
-        "logprob": sum(e["logprob"] for e in entries),
-        "bytes": raw,
-        # Conditional entropies add along a sequence (chain rule).
-        "entropy": sum(e.get("entropy", 0.0) for e in entries),
-        "top_logprobs": entries[-1]["top_logprobs"],
-    }
-
-
-class _TextAssembler:
-    """Turns token bytes into text safely: whole UTF-8 characters only, and text that might
-    be the start of a stop string is held back until it is known not to be one."""
-
-    def __init__(self, stops: list[str]):
-        self.stops = [s for s in stops if s]
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.held = ""
-
-    def push(self, data: bytes) -> tuple[str, bool]:
-        """Add bytes; return (text safe to emit now, whether a stop string was reached)."""
-        self.held += self.decoder.decode(data)
-        for stop in self.stops:
-            at = self.held.find(stop)
-            if at >= 0:
-                out, self.held = self.held[:at], ""
-                return out, True
-        keep = 0
-        for stop in self.stops:
-            for n in range(min(len(stop) - 1, len(self.held)), keep, -1):
-                if self.held.endswith(stop[:n]):
-                    keep = n
-                    break
-        cut = len(self.held) - keep
-        out, self.held = self.held[:cut], self.held[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.held = self.held + self.decoder.decode(b"", final=True), ""
-        return out
