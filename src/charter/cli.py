@@ -478,6 +478,11 @@ def keys_revoke(key: str) -> None:
 )
 @click.option("--api-key", default=None, help="Bearer key, if the server needs one.")
 @click.option(
+    "--same-prompt",
+    is_flag=True,
+    help="Send one prompt every time (measures KV-cache reuse, not prompt evaluation).",
+)
+@click.option(
     "--output",
     type=click.Path(path_type=Path),
     default=None,
@@ -492,6 +497,7 @@ def bench(
     max_tokens: int,
     api_key: str | None,
     output: Path | None,
+    same_prompt: bool,
 ) -> None:
     """Benchmark any OpenAI-compatible endpoint: TTFT, TPOT, latency, throughput."""
     from charter.bench import format_table, run_bench
@@ -512,6 +518,7 @@ def bench(
         prompt_tokens=prompt_tokens,
         max_tokens=max_tokens,
         api_key=api_key,
+        distinct_prompts=not same_prompt,
         progress=lambda s: click.echo(s, err=True),
     )
     click.echo(format_table(result))
