@@ -19,13 +19,15 @@ import pytest
 from charter.config import Settings
 from charter.runtime import Runtime
 
+_MODEL_VARS = ("CHARTER_BACKEND", "CHARTER_BACKEND_OPTIONS", "CHARTER_MODEL")
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test ever touches the real user data directory."""
     home = tmp_path / "charter-home"
     monkeypatch.setenv("CHARTER_HOME", str(home))
-    for var in ("CHARTER_BACKEND", "CHARTER_BACKEND_OPTIONS", "CHARTER_MODEL"):
+    for var in _MODEL_VARS:
         monkeypatch.delenv(var, raising=False)
     return home
 
@@ -59,7 +61,9 @@ class ServerProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.args = args
-        self.env = {**os.environ, "CHARTER_HOME": str(home), **(env or {})}
+        # The model and backend come from `env` only, never from the developer's shell.
+        inherited = {k: v for k, v in os.environ.items() if k not in _MODEL_VARS}
+        self.env = {**inherited, "CHARTER_HOME": str(home), **(env or {})}
         self.log = home.parent / f"server-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -125,13 +129,6 @@ def start_server(tmp_path: Path) -> Iterator:
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One `charter serve` on the real embedded model, shared by the slow tests."""
     home = tmp_path_factory.mktemp("real") / "charter-home"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("CHARTER_BACKEND", "CHARTER_BACKEND_OPTIONS", "CHARTER_MODEL")
-    }
-    srv = ServerProcess(home, env={**env, "CHARTER_N_CTX": "2048"})
-    srv.env = {**env, "CHARTER_HOME": str(home), "CHARTER_N_CTX": "2048"}
-    srv.start()
+    srv = ServerProcess(home, env={"CHARTER_N_CTX": "2048"}).start()
     yield srv
     srv.stop()
