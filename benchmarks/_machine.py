@@ -7,6 +7,8 @@ CPU seconds that neither it nor its children used (`foreign_cpu_s`) next to its 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 import time
 
 
@@ -74,3 +76,20 @@ class ForeignLoad:
             # Share of the machine's capacity other programs used while we measured.
             "foreign_share": round(foreign / (self.wall * (os.cpu_count() or 1)), 3),
         }
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not exit within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

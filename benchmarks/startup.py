@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,16 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from _machine import ForeignLoad
+from _machine import ForeignLoad, free_port, stop
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POLL_S = 0.02
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def charter_command() -> list[str]:
@@ -117,12 +110,7 @@ def one_start(
                     time.sleep(POLL_S)
                 answer = first_answer(client, base, model, start)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
     return {
         "health_s": round(health, 4),
         "first_token_s": round(answer["first_token_s"], 4)

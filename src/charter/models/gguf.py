@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from charter.errors import ModelFileError
+from charter.models._messages import file_error as _error
+from charter.models._messages import reason as _reason
+from charter.models._messages import show as _show
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -502,18 +505,3 @@ class _Reader:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _show(text: str) -> str:
-    """A name from the file, safe to put in a one-line message."""
-    return repr(text if len(text) <= 80 else text[:77] + "...")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-def _error(path: Path, what: str) -> ModelFileError:
-    return ModelFileError(f"{path}: {what}")

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from charter.errors import ModelFileError
+from charter.models._messages import file_error as _error
+from charter.models._messages import reason as _reason
+from charter.models._messages import show as _show
 
 #: The `safetensors` library refuses headers over 100 MB; so do we.
 MAX_HEADER_BYTES = 100_000_000
@@ -319,18 +321,3 @@ def _brief(value: Any) -> str:
     except (ValueError, RecursionError):
         text = type(value).__name__
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _show(text: str) -> str:
-    """A name from the file, safe to put in a one-line message."""
-    return repr(text if len(text) <= 80 else text[:77] + "...")
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return (str(exc).splitlines() or [type(exc).__name__])[0]
-
-
-def _error(path: Path, what: str) -> ModelFileError:
-    return ModelFileError(f"{path}: {what}")
