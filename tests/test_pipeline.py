@@ -131,7 +131,6 @@ def test_scheduler_serves_waiters_in_arrival_order() -> None:
 def test_scheduler_rejects_past_queue_limit_with_retry_after() -> None:
     sched = Scheduler(capacity=1, limit=1)
     release = threading.Event()
-    holder = threading.Thread(target=lambda: sched.slot().__enter__() and None)
 
     def hold() -> None:
         with sched.slot():
