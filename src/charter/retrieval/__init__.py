@@ -1,0 +1,1 @@
+"""Grounded answers: ingest documents, hybrid search, and cited answers. See docs/retrieval.md."""
