@@ -650,6 +650,16 @@ def lens(
     )
 
 
+def _register_subsystems() -> None:
+    """Command groups that live beside their subsystems (evaluation, retrieval)."""
+    from charter.eval.cli import eval_group
+
+    cli.add_command(eval_group)
+
+
+_register_subsystems()
+
+
 def _count(n: int | None) -> str:
     from charter.models import format_count
 
