@@ -653,8 +653,10 @@ def lens(
 def _register_subsystems() -> None:
     """Command groups that live beside their subsystems (evaluation, retrieval)."""
     from charter.eval.cli import eval_group
+    from charter.retrieval.cli import docs_group, ingest_cmd, search_cmd
 
-    cli.add_command(eval_group)
+    for command in (eval_group, ingest_cmd, docs_group, search_cmd):
+        cli.add_command(command)
 
 
 _register_subsystems()

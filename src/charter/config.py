@@ -49,6 +49,24 @@ class Settings(BaseSettings):
     #: Requests per minute per API key (0: no limit).
     rate_limit_per_minute: int = Field(default=120, ge=0)
 
+    # Answering from documents (docs/retrieval.md).
+    #: The retrieval store: a SQLite file or a postgresql:// URL (default
+    #: CHARTER_HOME/retrieval.sqlite).
+    retrieval_store: str | None = None
+    #: The collection every answer searches unless a request says otherwise (None: off).
+    retrieval_collection: str | None = Field(default=None, min_length=1)
+    #: Passages put in front of the model per answer (a request may ask for 1..20).
+    retrieval_k: int = Field(default=4, ge=1, le=20)
+    #: No answer from the model when the best passage's cosine similarity to the question is
+    #: below this: the reply says no source covers the question (docs/retrieval.md).
+    retrieval_min_score: float = Field(default=0.35, ge=-1.0, le=1.0)
+    #: Mark sentences the model left uncited that closely repeat one passage with that
+    #: passage's number (trace: `attributed`).
+    retrieval_attribution: bool = False
+    #: Remove instruction-like sentences ("ignore previous instructions...") from passages
+    #: before the model sees them (trace: `filtered`).
+    retrieval_filter_instructions: bool = True
+
     @field_validator("home", "model", mode="after")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
@@ -61,6 +79,11 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def retrieval_location(self) -> str:
+        """Where the retrieval store is: the setting, or CHARTER_HOME/retrieval.sqlite."""
+        return self.retrieval_store or str(self.home / "retrieval.sqlite")
 
     @property
     def keys_required(self) -> bool:

