@@ -151,6 +151,22 @@ def _confidence_line(turn: Any) -> str | None:
     )
 
 
+def _print_citations(turn: Any) -> None:
+    """After an answer from documents: its sources on stdout, removed marks on stderr."""
+    if turn.retrieval is None:
+        return
+    from charter.retrieval.citations import format_sources
+
+    record = next((s for s in turn.stages if s.stage == "retrieval"), None)
+    dropped = record.detail.get("marks", {}).get("dropped", []) if record else []
+    if dropped:
+        marks = ", ".join(f"[{d['n']}]" for d in dropped)
+        click.echo(f"(removed {marks}: no such source; the stored answer omits it)", err=True)
+    lines = format_sources(turn.citations)
+    if lines:
+        click.echo("Sources:\n" + "\n".join(lines))
+
+
 def _runtime(settings: Settings) -> Any:
     from charter.runtime import Runtime
 
@@ -220,10 +236,25 @@ def serve(host: str | None, port: int | None, insecure: bool | None, **model: An
     default=None,
     help="Continue a stored conversation (its id, as listed by the API or page).",
 )
+@click.option(
+    "--collection",
+    default=None,
+    help="Answer from this document collection, citing sources as [n] (see `charter docs`; "
+    "default: CHARTER_RETRIEVAL_COLLECTION, none).",
+)
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(1, 20),
+    default=None,
+    help="Passages given to the model per answer with --collection (default 4).",
+)
 @model_options
 @sampling_options
 def chat(
     conversation_id: str | None,
+    collection: str | None,
+    k: int | None,
     max_tokens: int | None,
     temperature: float | None,
     seed: int | None,
@@ -247,6 +278,9 @@ def chat(
     rt = _runtime(settings)
     if conversation_id:
         rt.store.get_conversation(conversation_id, with_messages=False)
+    if k is not None and not (collection or settings.retrieval_collection):
+        raise ConfigError("--k needs --collection (or CHARTER_RETRIEVAL_COLLECTION)")
+    retrieval = rt.retrieval_request(collection, k)
     click.echo(
         f"Charter chat with {rt.info['id']}. /reset for a new conversation, /exit to quit.",
         err=True,
@@ -276,13 +310,16 @@ def chat(
         messages = [Message(role="user", content=line)]
         if pending_system and conversation_id is None:
             messages.insert(0, Message(role="system", content=pending_system))
-        turn = rt.new_turn(messages, params, conversation_id=conversation_id, source="cli")
+        turn = rt.new_turn(
+            messages, params, conversation_id=conversation_id, source="cli", retrieval=retrieval
+        )
         events = rt.pipeline.stream(turn)
         try:
             for ev in events:
                 if ev.kind == "token":
                     write(ev)
             sys.stdout.write("\n")
+            _print_citations(turn)
             line = _confidence_line(turn) if show_confidence else None
             if line:
                 click.echo(line, err=True)
@@ -310,12 +347,27 @@ def chat(
     default=None,
     help="Ask within a stored conversation (its history is sent to the model).",
 )
+@click.option(
+    "--collection",
+    default=None,
+    help="Answer from this document collection, citing sources as [n] (see `charter docs`; "
+    "default: CHARTER_RETRIEVAL_COLLECTION, none).",
+)
+@click.option(
+    "--k",
+    "k",
+    type=click.IntRange(1, 20),
+    default=None,
+    help="Passages given to the model with --collection (default 4).",
+)
 @model_options
 @sampling_options
 def ask(
     question: str,
     as_json: bool,
     conversation_id: str | None,
+    collection: str | None,
+    k: int | None,
     max_tokens: int | None,
     temperature: float | None,
     seed: int | None,
@@ -333,11 +385,16 @@ def ask(
         raise ConfigError("the question is empty")
     settings = load_settings(**model)
     params = _params(max_tokens, temperature, seed, show_confidence)
+    if k is not None and not (collection or settings.retrieval_collection):
+        raise ConfigError("--k needs --collection (or CHARTER_RETRIEVAL_COLLECTION)")
     rt = _runtime(settings)
+    retrieval = rt.retrieval_request(collection, k)
     messages = [Message(role="user", content=question)]
     if system:
         messages.insert(0, Message(role="system", content=system))
-    turn = rt.new_turn(messages, params, conversation_id=conversation_id, source="cli")
+    turn = rt.new_turn(
+        messages, params, conversation_id=conversation_id, source="cli", retrieval=retrieval
+    )
     if as_json:
         rt.pipeline.run(turn)
         logprobs = [lp for _, _, lp in turn.token_logprobs] if show_confidence else None
@@ -345,6 +402,7 @@ def ask(
     else:
         rt.pipeline.run(turn, on_token=_token_printer(show_confidence))
         sys.stdout.write("\n")
+        _print_citations(turn)
         line = _confidence_line(turn) if show_confidence else None
         if line:
             click.echo(line, err=True)

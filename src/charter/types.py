@@ -81,16 +81,50 @@ class Event:
 
 @dataclass(frozen=True)
 class Source:
-    """Something the answer may draw on and cite: facts about the model, a document passage."""
+    """Something the answer may draw on and cite: facts about the model, a document passage.
+
+    For a passage, `doc_id` is the file path or corpus id, `start`/`end` the character span of
+    `text` in the document's extracted text, `page` its PDF page and `score` its retrieval
+    score (the dense cosine similarity to the question, when dense search found it).
+    """
 
     id: str
     title: str
     text: str
-    #: Where it came from: "self" (the model's own file), later a document path or id.
+    #: Where it came from: "self" (the model's own file) or "retrieval" (a document passage).
     origin: str
+    doc_id: str | None = None
+    page: int | None = None
+    start: int | None = None
+    end: int | None = None
+    score: float | None = None
+    chunk_id: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "title": self.title, "text": self.text, "origin": self.origin}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "title": self.title,
+            "text": self.text,
+            "origin": self.origin,
+        }
+        if self.origin != "self":
+            out.update(
+                doc_id=self.doc_id,
+                page=self.page,
+                start=self.start,
+                end=self.end,
+                score=self.score,
+                chunk_id=self.chunk_id,
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class RetrievalRequest:
+    """A turn's resolved retrieval options: search `collection` for the best `k` passages."""
+
+    collection: str
+    k: int
 
 
 @dataclass
@@ -126,6 +160,12 @@ class Turn:
     t_end: float | None = None
     completion_tokens: int = 0
     sources: list[Source] = field(default_factory=list)
+    #: Set when the turn answers from documents (API `charter.retrieval`, CLI --collection).
+    retrieval: RetrievalRequest | None = None
+    #: The cited sources, in the order first cited (set by the retrieval stage after the answer).
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    #: The answer after citation checks; differs from the streamed text when a mark was removed.
+    final_text: str | None = None
     #: (char offset, text, logprobs entry) per emitted token, when logprobs were asked for.
     token_logprobs: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     #: Set by whoever drives the turn when its client goes away; stages stop soon after.
@@ -165,6 +205,10 @@ class Turn:
         }
         if self.sources:
             out["sources"] = [s.to_dict() for s in self.sources]
+        if self.retrieval is not None:
+            out["citations"] = self.citations
+            if self.final_text is not None:
+                out["final_text"] = self.final_text
         confidence = summarize(self.token_logprobs)
         if confidence is not None:
             out["confidence"] = confidence

@@ -47,27 +47,66 @@ class _Loaded:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-_models: dict[Path, _Loaded] = {}
+#: Linear layers that `quantize=True` runs in int8, by name: all but the feed-forward output
+#: (GELU activations quantise worst; benchmarks/embed_speed.py measures the choice).
+INT8_LAYERS = r"attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense"
+
+_models: dict[tuple[Path, str | None], _Loaded] = {}
 _models_lock = threading.Lock()
 
 
-def _load(path: Path) -> _Loaded:
-    """The model in `path`, loaded once per process however many embedders use it."""
+def _load(path: Path, int8_layers: str | None = None) -> _Loaded:
+    """The model in `path`, loaded once per process however many embedders use it; with
+    `int8_layers`, a copy whose matching Linear layers are dynamically quantised to int8."""
     with _models_lock:
-        if path not in _models:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from transformers import AutoModel, AutoTokenizer
+        key = (path, int8_layers)
+        if key not in _models:
+            base = _models.get((path, None))
+            if base is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from transformers import AutoModel, AutoTokenizer
 
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            model = AutoModel.from_pretrained(path, local_files_only=True).float().eval()
-            _models[path] = _Loaded(tokenizer, model)
-        return _models[path]
+                tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+                model = AutoModel.from_pretrained(path, local_files_only=True).float().eval()
+                # Mean pooling reads last_hidden_state only: BERT's pooler would be wasted work.
+                model.pooler = None
+                base = _models[(path, None)] = _Loaded(tokenizer, model)
+            if int8_layers is not None:
+                _models[key] = _Loaded(base.tokenizer, _quantized(base.model, int8_layers))
+        return _models[key]
+
+
+def _quantized(model: Any, int8_layers: str) -> Any:
+    """A copy of `model` whose Linear layers named by the regex `int8_layers` compute in int8
+    (weights per output channel, activations per tensor, scaled at run time)."""
+    import copy
+    import warnings
+
+    import torch
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    pattern = re.compile(int8_layers)
+    spec = {
+        name: per_channel_dynamic_qconfig
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and pattern.search(name)
+    }
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated, still shipped
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return quantize_dynamic(copy.deepcopy(model), spec, dtype=torch.qint8).eval()
 
 
 class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 on CPU in float32. Load is lazy (first encode), about a second; the
-    weights are shared by every embedder of the process."""
+    """all-MiniLM-L6-v2 on CPU. Load is lazy (first encode), about a second; the weights are
+    shared by every embedder of the process that uses the same variant.
+
+    `quantize=True` runs the `int8_layers` in int8: faster on CPU, vectors not identical to
+    float32 (benchmarks/embed_speed.py). Vectors of different variants must never be mixed
+    in one collection, nor a collection searched with another variant's query vectors, so
+    the default stays float32, the variant every query is embedded with (get_embedder).
+    """
 
     dim = DIM
 
@@ -77,6 +116,8 @@ class MiniLMEmbedder:
         batch_size: int = BATCH_SIZE,
         max_tokens: int = MAX_TOKENS,
         threads: int | None = None,
+        quantize: bool = False,
+        int8_layers: str = INT8_LAYERS,
     ):
         self.path = path or model_path()
         self.batch_size = batch_size
@@ -84,6 +125,8 @@ class MiniLMEmbedder:
         #: torch threads, set process-wide at load (None: leave torch as it is, by default
         #: all cores). One thread keeps query latency steady on cores busy with other work.
         self.threads = threads
+        self.quantize = quantize
+        self.int8_layers = int8_layers
         self._loaded: _Loaded | None = None
 
     def load(self) -> MiniLMEmbedder:
@@ -96,7 +139,7 @@ class MiniLMEmbedder:
                 import torch
 
                 torch.set_num_threads(self.threads)
-            self._loaded = _load(self.path)
+            self._loaded = _load(self.path, self.int8_layers if self.quantize else None)
         return self._loaded
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -106,22 +149,32 @@ class MiniLMEmbedder:
         loaded = self._ready()
         import torch
 
-        # Batches of similar length waste less work on padding; results go back in order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         with loaded.lock, torch.inference_mode():
+            # Tokenized once, then batched by token count: each batch is padded to its
+            # longest text, so similar lengths together waste the least work on padding.
+            ids = loaded.tokenizer(
+                texts,
+                truncation=True,
+                max_length=self.max_tokens,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
+            order = sorted(range(len(texts)), key=lambda i: len(ids[i]), reverse=True)
             for i in range(0, len(order), self.batch_size):
                 idx = order[i : i + self.batch_size]
-                batch = loaded.tokenizer(
-                    [texts[j] for j in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                )
-                hidden = loaded.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                input_ids = np.zeros((len(idx), len(ids[idx[0]])), dtype=np.int64)
+                for row, j in enumerate(idx):
+                    input_ids[row, : len(ids[j])] = ids[j]
+                batch = torch.from_numpy(input_ids)
+                mask = (batch != loaded.tokenizer.pad_token_id).long()
+                for row, j in enumerate(idx):
+                    mask[row, : len(ids[j])] = 1  # a real token may share the pad id
+                hidden = loaded.model(
+                    input_ids=batch, attention_mask=mask, token_type_ids=torch.zeros_like(batch)
+                ).last_hidden_state
+                weights = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = pooled.numpy()
         return out

@@ -1,4 +1,5 @@
-"""POST /v1/chat/completions (plain and SSE) and GET /v1/models, OpenAI-compatible."""
+"""POST /v1/chat/completions (plain and SSE) and GET /v1/models, OpenAI-compatible; and
+GET /v1/collections, the document collections an answer can be grounded in."""
 
 from __future__ import annotations
 
@@ -44,6 +45,19 @@ async def list_models(request: Request) -> dict[str, Any]:
     }
 
 
+@router.get("/v1/collections")
+async def list_collections(request: Request) -> dict[str, Any]:
+    rt = request.app.state.runtime
+    return {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "collection", "documents": docs, "chunks": chunks}
+            for name, docs, chunks in rt.collections()
+        ],
+        "default": rt.settings.retrieval_collection,
+    }
+
+
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Any:
     state = request.app.state
@@ -59,8 +73,13 @@ async def chat_completions(request: Request) -> Any:
             code="model_not_found",
         )
     source = request.headers.get("x-charter-source", "api")[:20]
+    retrieval = rt.retrieval_request(**req.retrieval_options())
     turn = rt.new_turn(
-        req.chat_messages(), req.params(), conversation_id=req.conversation_id, source=source
+        req.chat_messages(),
+        req.params(),
+        conversation_id=req.conversation_id,
+        source=source,
+        retrieval=retrieval,
     )
     worker = TurnThread(rt.pipeline.stream(turn), turn)
     try:

@@ -1,7 +1,8 @@
 """The OpenAI chat-completions protocol as Charter speaks it: request models and responses.
 
-Requests are validated here, at the boundary; a Charter extension field (`conversation_id`)
-lets a client keep the history server-side and send only the new messages.
+Requests are validated here, at the boundary. Charter's extension fields: `conversation_id`
+lets a client keep the history server-side and send only the new messages; `charter` holds
+per-request options (`{"retrieval": {"collection": "handbook", "k": 4}}`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import time
 from typing import Any, Literal
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from charter.errors import PayloadTooLargeError, RequestError
 from charter.types import Message, Params, Turn
@@ -41,6 +42,28 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class RetrievalOptionsIn(BaseModel):
+    """`charter.retrieval`: answer from a document collection. `true`/`false` are accepted
+    as `{"enabled": true}`/`{"enabled": false}`; naming a collection turns it on."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    collection: str | None = Field(default=None, min_length=1, max_length=200)
+    k: int | None = Field(default=None, ge=1, le=20)
+
+
+class CharterOptionsIn(BaseModel):
+    """The `charter` object of a request: Charter's own per-request options."""
+
+    model_config = ConfigDict(extra="forbid")
+    retrieval: RetrievalOptionsIn | None = None
+
+    @field_validator("retrieval", mode="before")
+    @classmethod
+    def _flag(cls, v: Any) -> Any:
+        return {"enabled": v} if isinstance(v, bool) else v
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -62,6 +85,15 @@ class ChatCompletionRequest(BaseModel):
     user: str | None = None
     #: Charter extension: append `messages` to this stored conversation.
     conversation_id: str | None = None
+    #: Charter extension: per-request options (retrieval).
+    charter: CharterOptionsIn | None = None
+
+    def retrieval_options(self) -> dict[str, Any]:
+        """Keyword arguments for `Runtime.retrieval_request` (empty: the settings decide)."""
+        r = self.charter.retrieval if self.charter else None
+        if r is None:
+            return {}
+        return {"collection": r.collection, "k": r.k, "enabled": r.enabled}
 
     def chat_messages(self) -> list[Message]:
         out = []

@@ -1,11 +1,14 @@
 // The chat page: a conversation list, answers streamed from /v1/chat/completions, a Stop
 // button, and a details panel showing each answer's `charter` object. Model output is only
 // ever rendered by markdown.js, which builds DOM nodes from text and never parses HTML.
+// Answers from a document collection show their [n] marks as links to the cited passages.
 
-import { renderMarkdown } from "./markdown.js";
+import { linkCitations, renderMarkdown } from "./markdown.js";
 import { readEvents } from "./sse.js";
 
 const KEY_STORAGE = "charter.apiKey";
+// {page: {enabled, collection}, conversations: {id: {enabled, collection}}}
+const RETRIEVAL_STORAGE = "charter.retrieval";
 const NARROW = window.matchMedia("(max-width: 760px)");
 
 const $ = (id) => document.getElementById(id);
@@ -30,6 +33,9 @@ const ui = {
   send: $("send"),
   stop: $("stop"),
   showConfidence: $("show-confidence"),
+  useDocs: $("use-docs"),
+  collectionPicker: $("collection-picker"),
+  collectionsNote: $("collections-note"),
 };
 
 const state = {
@@ -39,6 +45,9 @@ const state = {
   streaming: null,
   // Each conversation load takes a number; a slower, older load must not paint over a newer one.
   loadSeq: 0,
+  /** @type {{id: string, documents: number, chunks: number}[]} */
+  collections: [],
+  defaultCollection: null,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -160,6 +169,7 @@ function saveKey(event) {
   ui.forgetKey.hidden = false;
   hideError();
   loadConversations();
+  loadCollections();
   route();
 }
 
@@ -335,6 +345,7 @@ function showNewChat() {
   stopStreaming();
   state.loadSeq++;
   state.currentId = null;
+  applyRetrievalSetting();
   hideError();
   setTitle("New chat");
   clearMessages();
@@ -346,6 +357,7 @@ async function openConversation(id) {
   stopStreaming();
   const seq = ++state.loadSeq;
   state.currentId = id;
+  applyRetrievalSetting();
   hideError();
   setTitle(titleOf(state.conversations.find((c) => c.id === id)));
   renderConversations();
@@ -425,6 +437,9 @@ class MessageView {
     this.body.className = "message-content";
     this.body.dataset.testid = "message-content";
     this.article.append(who, this.body);
+    /** @type {Map<number, object>} cited sources by number */
+    this.citations = new Map();
+    this.sourcesList = null;
 
     if (role === "assistant") {
       this.foot = document.createElement("div");
@@ -458,8 +473,100 @@ class MessageView {
     if (this.role === "user") return;
     const follow = isNearBottom();
     this.pending = false;
-    this.body.replaceChildren(renderMarkdown(this.text));
+    const fragment = renderMarkdown(this.text);
+    if (this.citations.size) {
+      linkCitations(fragment, new Set(this.citations.keys()), (n) => this.citationLink(n));
+    }
+    this.body.replaceChildren(fragment);
     if (follow) scrollToBottom();
+  }
+
+  /** The cited sources, and the checked answer text that replaces what was streamed. */
+  setCitations(charter) {
+    if (typeof charter.final_text === "string") this.text = charter.final_text;
+    const list = Array.isArray(charter.citations) ? charter.citations : [];
+    this.citations = new Map(
+      list.filter((c) => c && Number.isInteger(c.n)).map((c) => [c.n, c]),
+    );
+    if (this.sourcesList) this.sourcesList.remove();
+    this.sourcesList = this.citations.size ? this.renderSources() : null;
+    if (this.sourcesList) this.body.after(this.sourcesList);
+    this.flush();
+  }
+
+  citationLink(n) {
+    const source = this.citations.get(n);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "citation-link";
+    button.dataset.testid = "citation-link";
+    button.dataset.n = String(n);
+    button.textContent = String(n);
+    button.title = source.title || `Source ${n}`;
+    button.setAttribute("aria-label", `Source ${n}: ${source.title || "untitled"}`);
+    button.addEventListener("click", () => this.openSource(n));
+    return button;
+  }
+
+  openSource(n) {
+    const item = this.sourcesList && this.sourcesList.querySelector(`[data-n="${n}"] details`);
+    if (!item) return;
+    item.open = true;
+    item.scrollIntoView({ block: "nearest", behavior: "smooth" });
+    item.querySelector("summary").focus({ preventScroll: true });
+  }
+
+  renderSources() {
+    const section = document.createElement("section");
+    section.className = "citations";
+    section.dataset.testid = "citations";
+    section.setAttribute("aria-label", "Sources");
+    const heading = document.createElement("p");
+    heading.className = "citations-title";
+    heading.textContent = "Sources";
+    const ol = document.createElement("ol");
+    for (const [n, c] of [...this.citations].sort((a, b) => a[0] - b[0])) {
+      const li = document.createElement("li");
+      li.dataset.testid = "citation";
+      li.dataset.n = String(n);
+      const details = document.createElement("details");
+      const summary = document.createElement("summary");
+      const mark = document.createElement("span");
+      mark.className = "citation-number";
+      mark.textContent = `[${n}]`;
+      summary.append(mark, ` ${c.title || "Untitled"}`);
+      if (c.by === "attributed") {
+        const note = document.createElement("span");
+        note.className = "muted small";
+        note.textContent = " (marked by Charter: the wording matches this passage)";
+        summary.append(note);
+      }
+      const meta = document.createElement("dl");
+      meta.className = "citation-meta";
+      const where = [
+        ["file", c.doc_id ?? (c.origin === "self" ? "the model's own file" : null)],
+        ["page", c.page],
+        ["characters", Number.isInteger(c.start) ? `${c.start}–${c.end}` : null],
+        ["score", typeof c.score === "number" ? c.score.toFixed(2) : null],
+      ];
+      for (const [key, value] of where) {
+        if (value === null || value === undefined) continue;
+        const dt = document.createElement("dt");
+        dt.textContent = key;
+        const dd = document.createElement("dd");
+        dd.textContent = String(value);
+        meta.append(dt, dd);
+      }
+      const quote = document.createElement("blockquote");
+      quote.className = "citation-quote";
+      quote.dataset.testid = "citation-quote";
+      quote.textContent = c.quote || "";
+      details.append(summary, meta, quote);
+      li.append(details);
+      ol.append(li);
+    }
+    section.append(heading, ol);
+    return section;
   }
 
   /** status: complete | generating | incomplete | stopped (an incomplete the user asked for). */
@@ -481,6 +588,7 @@ class MessageView {
 
   setCharter(charter) {
     if (!this.foot || !charter || typeof charter !== "object") return;
+    if ("citations" in charter || "final_text" in charter) this.setCitations(charter);
     if (this.details) this.details.remove();
     const details = document.createElement("details");
     details.className = "message-details";
@@ -692,6 +800,7 @@ async function send() {
   let received = "";
   const tokens = [];
   const withConfidence = ui.showConfidence.checked;
+  const retrieval = currentRetrieval();
   let finishReason = null;
   let finished = false;
   try {
@@ -706,6 +815,7 @@ async function send() {
       state.currentId = conversation.id;
       state.loadSeq++;
       history.replaceState(null, "", `#c/${encodeURIComponent(conversation.id)}`);
+      rememberRetrieval(conversation.id, retrieval);
       replaceConversation(conversation);
       renderConversations();
     }
@@ -716,6 +826,8 @@ async function send() {
         messages: [{ role: "user", content: text }],
         stream: true,
         conversation_id: state.currentId,
+        // Always explicit, so a server default collection never surprises the page.
+        charter: { retrieval: retrieval.enabled ? { collection: retrieval.collection } : false },
         ...(withConfidence ? { logprobs: true, top_logprobs: 5 } : {}),
       },
       signal,
@@ -787,6 +899,93 @@ function autosize() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Answering from documents: a toggle and a collection picker, remembered per conversation
+// (and the last choice for new chats) in localStorage.
+
+function readRetrievalStore() {
+  try {
+    const data = JSON.parse(localStorage.getItem(RETRIEVAL_STORAGE) || "{}");
+    return data && typeof data === "object" ? data : {};
+  } catch {
+    return {};
+  }
+}
+
+function rememberRetrieval(conversationId, setting) {
+  const data = readRetrievalStore();
+  data.page = setting;
+  if (conversationId) {
+    const conversations = { ...(data.conversations || {}), [conversationId]: setting };
+    // Keep the newest 200: this is a convenience, not a record.
+    const ids = Object.keys(conversations);
+    for (const id of ids.slice(0, Math.max(0, ids.length - 200))) delete conversations[id];
+    delete conversations[conversationId];
+    conversations[conversationId] = setting;
+    data.conversations = conversations;
+  }
+  try {
+    localStorage.setItem(RETRIEVAL_STORAGE, JSON.stringify(data));
+  } catch {
+    // Not remembered; the controls still work for this page.
+  }
+}
+
+/** What the controls say now: {enabled, collection}. */
+function currentRetrieval() {
+  const collection = ui.collectionPicker.value || null;
+  return { enabled: Boolean(ui.useDocs.checked && collection), collection };
+}
+
+/** Set the controls from what was remembered for the open conversation (or the page). */
+function applyRetrievalSetting() {
+  const data = readRetrievalStore();
+  const saved = (state.currentId && data.conversations && data.conversations[state.currentId]) ||
+    data.page || {
+      enabled: Boolean(state.defaultCollection),
+      collection: state.defaultCollection,
+    };
+  const known = state.collections.map((c) => c.id);
+  if (saved.collection && known.includes(saved.collection)) {
+    ui.collectionPicker.value = saved.collection;
+  } else if (state.defaultCollection && known.includes(state.defaultCollection)) {
+    ui.collectionPicker.value = state.defaultCollection;
+  }
+  ui.useDocs.checked = Boolean(saved.enabled) && known.length > 0 &&
+    (!saved.collection || known.includes(saved.collection));
+  ui.collectionPicker.disabled = known.length === 0 || !ui.useDocs.checked;
+}
+
+function onRetrievalChange() {
+  ui.collectionPicker.disabled = !ui.useDocs.checked;
+  rememberRetrieval(state.currentId, currentRetrieval());
+}
+
+async function loadCollections() {
+  try {
+    const page = await getJSON("v1/collections");
+    state.collections = Array.isArray(page.data) ? page.data : [];
+    state.defaultCollection = page.default || null;
+  } catch (err) {
+    state.collections = [];
+    if (!(err instanceof ApiError && err.status === 401)) console.error(err);
+  }
+  ui.collectionPicker.replaceChildren(
+    ...state.collections.map((c) => {
+      const option = document.createElement("option");
+      option.value = c.id;
+      option.textContent = `${c.id} (${c.documents} document${c.documents === 1 ? "" : "s"})`;
+      return option;
+    }),
+  );
+  const none = state.collections.length === 0;
+  ui.useDocs.disabled = none;
+  ui.collectionsNote.textContent = none
+    ? "No document collections yet: add some with `charter ingest`."
+    : "";
+  applyRetrievalSetting();
+}
+
+// ---------------------------------------------------------------------------------------------
 // Wiring
 
 ui.composer.addEventListener("submit", (event) => {
@@ -808,9 +1007,13 @@ ui.toggleSidebar.addEventListener("click", () =>
 ui.errorDismiss.addEventListener("click", hideError);
 ui.keyForm.addEventListener("submit", saveKey);
 ui.forgetKey.addEventListener("click", forgetKey);
+ui.useDocs.addEventListener("change", onRetrievalChange);
+ui.collectionPicker.addEventListener("change", onRetrievalChange);
 window.addEventListener("hashchange", route);
 
 ui.forgetKey.hidden = !storedKey();
 route();
 loadConversations();
-document.documentElement.dataset.ready = "true";
+loadCollections().finally(() => {
+  document.documentElement.dataset.ready = "true";
+});

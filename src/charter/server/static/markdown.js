@@ -2,6 +2,7 @@
 // createTextNode/textContent, so nothing a model writes can become HTML or script.
 // Links are made only for http(s) URLs. The subset: headings, paragraphs, bold, italic,
 // strikethrough, inline code, fenced code, lists (nested by indentation), quotes, rules.
+// `linkCitations` then turns citation marks ([1], [1, 2]) into controls, outside code.
 
 const FENCE = /^ {0,3}(`{3,}|~{3,})\s*([^`\s]*)[^`]*$/;
 const HEADING = /^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/;
@@ -258,4 +259,52 @@ function link(href, label, plain = false) {
   if (plain) a.textContent = label;
   else renderInline(label, a, true);
   return a;
+}
+
+// A citation mark as the server writes it after checking: [1] or [1, 2].
+const CITATION = /\[(\d{1,3}(?:, \d{1,3})*)\]/g;
+const HAS_CITATION = new RegExp(CITATION.source); // no /g: test() keeps no state
+
+/**
+ * Replace the citation marks in `root`'s text (not inside code, pre, links or buttons) whose
+ * numbers are all in `known` with what `makeLink(n)` returns for each number.
+ * @param {Node} root rendered markdown
+ * @param {Set<number>} known the source numbers that exist
+ * @param {(n: number) => Node} makeLink
+ * @returns {number} how many marks were linked
+ */
+export function linkCitations(root, known, makeLink) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
+    acceptNode(node) {
+      for (let p = node.parentNode; p && p !== root; p = p.parentNode) {
+        if (["CODE", "PRE", "A", "BUTTON"].includes(p.nodeName)) return NodeFilter.FILTER_REJECT;
+      }
+      return HAS_CITATION.test(node.data) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_SKIP;
+    },
+  });
+  const nodes = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) nodes.push(node);
+  let linked = 0;
+  for (const node of nodes) {
+    const text = node.data;
+    const out = document.createDocumentFragment();
+    let last = 0;
+    for (const m of text.matchAll(CITATION)) {
+      const numbers = m[1].split(", ").map(Number);
+      if (!numbers.every((n) => known.has(n))) continue;
+      out.append(document.createTextNode(text.slice(last, m.index)));
+      out.append(document.createTextNode("["));
+      numbers.forEach((n, i) => {
+        if (i) out.append(document.createTextNode(", "));
+        out.append(makeLink(n));
+      });
+      out.append(document.createTextNode("]"));
+      last = m.index + m[0].length;
+      linked++;
+    }
+    if (last === 0) continue;
+    out.append(document.createTextNode(text.slice(last)));
+    node.replaceWith(out);
+  }
+  return linked;
 }
