@@ -27,6 +27,9 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No test ever touches the real user data directory."""
     home = tmp_path / "charter-home"
     monkeypatch.setenv("CHARTER_HOME", str(home))
+    # Tests of other subsystems run ungoverned (explicitly, as a user would say it); the
+    # constitution's tests (tests/constitution) turn it on with a constitution of their own.
+    monkeypatch.setenv("CHARTER_CONSTITUTION", "off")
     for var in _MODEL_VARS:
         monkeypatch.delenv(var, raising=False)
     return home
@@ -129,6 +132,7 @@ def start_server(tmp_path: Path) -> Iterator:
 def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One `charter serve` on the real embedded model, shared by the slow tests."""
     home = tmp_path_factory.mktemp("real") / "charter-home"
-    srv = ServerProcess(home, env={"CHARTER_N_CTX": "2048"}).start()
+    # Session fixtures start before the autouse environment above, so say "off" here too.
+    srv = ServerProcess(home, env={"CHARTER_N_CTX": "2048", "CHARTER_CONSTITUTION": "off"}).start()
     yield srv
     srv.stop()

@@ -60,6 +60,19 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="Layers to offload to a GPU, -1 for all (needs a GPU build of "
             "llama-cpp-python; CHARTER_N_GPU_LAYERS).",
         ),
+        click.option(
+            "--constitution",
+            default=None,
+            help="The constitution that governs answers: 'default' (shipped), a TOML file, "
+            "or 'off' to run ungoverned (CHARTER_CONSTITUTION; see `charter constitution`).",
+        ),
+        click.option(
+            "--governance",
+            type=click.Choice(["critique", "screen", "off"]),
+            default=None,
+            help="critique (default): screen, then critique and revise what fires; screen: "
+            "refuse what fires; off: no checks (CHARTER_GOVERNANCE).",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -125,6 +138,16 @@ def _token_printer(show_confidence: bool) -> Callable[[Any], None]:
 
     def write(ev: Any) -> None:
         text = ev.text
+        if ev.kind == "replace":
+            # The constitution stopped the answer: say so, then print the governed text.
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+            click.echo(
+                "[the constitution replaced the answer above; see `charter trace`]", err=True
+            )
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
         if colour and ev.logprobs is not None:
             p = math.exp(ev.logprobs["logprob"])
             if p < 0.3:
@@ -316,7 +339,7 @@ def chat(
         events = rt.pipeline.stream(turn)
         try:
             for ev in events:
-                if ev.kind == "token":
+                if ev.kind in ("token", "replace"):
                     write(ev)
             sys.stdout.write("\n")
             _print_citations(turn)
@@ -710,10 +733,12 @@ def lens(
 
 def _register_subsystems() -> None:
     """Command groups that live beside their subsystems (evaluation, retrieval)."""
+    from charter.constitution.cli import constitution_group
+    from charter.constitution.trace import trace_cmd
     from charter.eval.cli import eval_group
     from charter.retrieval.cli import docs_group, ingest_cmd, search_cmd
 
-    for command in (eval_group, ingest_cmd, docs_group, search_cmd):
+    for command in (eval_group, ingest_cmd, docs_group, search_cmd, trace_cmd, constitution_group):
         cli.add_command(command)
 
 

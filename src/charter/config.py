@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator
@@ -67,10 +67,37 @@ class Settings(BaseSettings):
     #: before the model sees them (trace: `filtered`).
     retrieval_filter_instructions: bool = True
 
-    @field_validator("home", "model", mode="after")
+    # The constitution (docs/constitution.md).
+    #: What governs every answer: "default" (the constitution shipped with Charter), the path
+    #: of a TOML constitution file, or "off" (explicitly ungoverned).
+    constitution: str = Field(default="default", min_length=1)
+    #: How it governs: "critique" (screen; a fired draft is critiqued and revised, and refused
+    #: when the revision still fires), "screen" (screen; refuse what fires), or "off".
+    governance: Literal["off", "screen", "critique"] = "critique"
+    #: Let a request ask for `charter.governance: "off"` (refused unless set).
+    allow_ungoverned_requests: bool = False
+    #: Escalate scores just under a threshold to an LLM judgement of the principle: "off" or
+    #: "self" (the serving model; a stronger upstream through CHARTER_BACKEND=openai).
+    constitution_judge: Literal["off", "self"] = "off"
+    #: The operator's key for the admin API (`/v1/admin/...`: replaced drafts); unset, the
+    #: admin API is off. Never an end user's key.
+    admin_key: str | None = Field(default=None, min_length=16)
+    #: Where trained screens are cached (default: the platform's user cache directory).
+    cache_dir: Path | None = None
+
+    @field_validator("home", "model", "cache_dir", mode="after")
     @classmethod
     def _expand(cls, v: Path | None) -> Path | None:
         return v.expanduser() if v is not None else None
+
+    @property
+    def governed(self) -> bool:
+        """False only when told so: `--constitution off`."""
+        return self.constitution.strip().lower() != "off"
+
+    @property
+    def screen_cache_dir(self) -> Path | None:
+        return self.cache_dir / "screens" if self.cache_dir is not None else None
 
     @property
     def db_path(self) -> Path:

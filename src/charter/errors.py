@@ -13,6 +13,7 @@ Each error knows how it reaches a user: the CLI prints `str(err)` as one line an
         ├── ContextOverflowError      400  context_length_exceeded
         ├── NotFoundError             404  not_found_error (conversation, message, key, model)
         ├── AuthenticationError       401  authentication_error
+        ├── PermissionDeniedError     403  permission_error (operator-only endpoints)
         ├── PayloadTooLargeError      413  request body over the limit
         └── RateLimitError            429  rate_limit_exceeded / queue_full (carries retry_after)
 """
@@ -117,6 +118,14 @@ class AuthenticationError(RequestError):
     status = 401
     type = "authentication_error"
     code = "invalid_api_key"
+
+
+class PermissionDeniedError(RequestError):
+    """The caller is known but may not do this (the operator-only admin API)."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
 
 
 class PayloadTooLargeError(RequestError):

@@ -181,6 +181,9 @@ class StoreStage:
 
         got_token = False
         last_checkpoint = time.monotonic()
+        # What the client has been sent: checkpoints store this, never text that a stage
+        # inside (the constitution's output screen) still holds back.
+        shown = ""
         try:
             for ev in inner:
                 if ev.kind == "done":
@@ -192,35 +195,41 @@ class StoreStage:
                     yield ev
                     continue
                 got_token = True
+                shown = ev.text if ev.kind == "replace" else shown + ev.text
                 if time.monotonic() - last_checkpoint > CHECKPOINT_SECONDS:
-                    self.store.update_message(turn.message_id, content=turn.answer)
+                    self.store.update_message(turn.message_id, content=shown)
                     last_checkpoint = time.monotonic()
                 yield ev
             if turn.finish_reason == "cancelled":
-                self._save(turn, "incomplete")
+                self._save(turn, "incomplete", content=shown)
         except (RequestError, Cancelled) as exc:
             if not got_token:
                 self._forget(turn, ids, created_conversation)
                 raise
-            self._save(turn, "incomplete", error=str(exc))
+            self._save(turn, "incomplete", error=str(exc), content=shown)
             raise
         except GeneratorExit:
             turn.finish_reason = "cancelled"
-            self._save(turn, "incomplete")
+            self._save(turn, "incomplete", content=shown)
             raise
         except BaseException as exc:
-            self._save(turn, "incomplete", error=str(exc) or type(exc).__name__)
+            self._save(turn, "incomplete", error=str(exc) or type(exc).__name__, content=shown)
             raise
 
-    def _save(self, turn: Turn, status: str, error: str | None = None) -> None:
+    def _save(
+        self, turn: Turn, status: str, error: str | None = None, content: str | None = None
+    ) -> None:
+        """Store the answer: the whole (governed) answer when complete, else `content`, what
+        the client was shown."""
         turn.t_end = time.perf_counter()
         self.store.update_message(
             turn.message_id,
-            content=turn.answer,
+            content=turn.answer if content is None else content,
             status=status,
             finish_reason=turn.finish_reason,
             error=error,
             charter=json.dumps(turn.charter()),
+            draft=turn.draft,
         )
 
     def _forget(self, turn: Turn, ids: list[str], created_conversation: str | None) -> None:
@@ -255,9 +264,9 @@ class Pipeline:
                     close()
 
     def run(self, turn: Turn, on_token: Callable[[Event], None] | None = None) -> Turn:
-        """Run the turn to the end (optionally calling `on_token`); return it."""
+        """Run the turn to the end (calling `on_token` with token and replace events)."""
         for ev in self.stream(turn):
-            if on_token is not None and ev.kind == "token":
+            if on_token is not None and ev.kind in ("token", "replace"):
                 on_token(ev)
         return turn
 

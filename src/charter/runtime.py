@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from charter.backends import backend_class
 from charter.backends.base import Backend
 from charter.config import Settings
-from charter.errors import RequestError
+from charter.constitution.stage import MODES, GovernStage, Judge, Mode
+from charter.errors import ConfigError, RequestError
 from charter.pipeline import GenerateStage, Pipeline, Scheduler, StoreStage
 from charter.retrieval.stage import Budget, RetrievalStage
 from charter.self_knowledge import SelfKnowledgeStage, model_facts
@@ -21,6 +22,8 @@ from charter.store import Store
 from charter.types import Message, Params, RetrievalRequest, Source, Turn
 
 if TYPE_CHECKING:
+    from charter.constitution.schema import Constitution
+    from charter.constitution.screen import Screen
     from charter.retrieval.embed import Embedder
     from charter.retrieval.search import Retriever
     from charter.retrieval.store import Store as RetrievalStore
@@ -33,17 +36,35 @@ class Runtime:
         backend: Backend | None = None,
         *,
         embedder: Embedder | None = None,
+        constitution: Constitution | None = None,
+        screen: Screen | None = None,
     ):
         """`embedder` replaces all-MiniLM-L6-v2 for retrieval (tests, benchmarks); it must be
-        the one the collections were ingested with."""
+        the one the collections were ingested with. `constitution` and `screen` replace the
+        ones the settings name (tests, benchmarks)."""
         self.settings = settings
         self._embedder = embedder
         self.backend = backend or backend_class(settings.backend).from_settings(settings)
         self.store = Store(settings.db_path)
         self.scheduler = Scheduler(self.backend.capacity, settings.queue_limit)
+        # The constitution is read and validated now, so a bad file stops the start-up (not
+        # the first request); its screen is trained (or read from the cache) in load().
+        self.constitution: Constitution | None = constitution
+        self.screen: Screen | None = screen
+        governance: list[Any] = []
+        if settings.governed and settings.governance == "off":
+            raise ConfigError(
+                "--governance off would serve ungoverned answers: say --constitution off "
+                "to run without a constitution"
+            )
+        if settings.governed:
+            governance = [self._govern_stage()]
+        elif constitution is not None or screen is not None:
+            raise ValueError("a constitution was given to an ungoverned runtime")
         self.pipeline = Pipeline(
             [
                 StoreStage(self.store),
+                *governance,
                 SelfKnowledgeStage(self.self_facts),
                 RetrievalStage(
                     self.retriever,
@@ -64,9 +85,76 @@ class Runtime:
         self._retriever: Retriever | None = None
 
     def load(self) -> None:
-        """Load the model and mark answers a crash left 'generating' as incomplete."""
+        """Load the model and the constitution's screen; mark answers a crash left
+        'generating' as incomplete."""
         self.backend.load()
+        if self.screen is not None:
+            self.screen.load()
         self.store.recover()
+
+    # -- the constitution --------------------------------------------------------------------
+    def _govern_stage(self) -> GovernStage:
+        if self.constitution is None:
+            from charter.constitution.loader import load_constitution, load_default
+
+            name = self.settings.constitution.strip()
+            self.constitution = load_default() if name == "default" else load_constitution(name)
+        if self.screen is None:
+            from charter.constitution.screen import Screen
+
+            self.screen = Screen(
+                self.constitution,
+                embedder=self._embedder,
+                cache_dir=self.settings.screen_cache_dir,
+            )
+        judge = None
+        if self.settings.constitution_judge == "self":
+            judge = Judge(self.backend, self.scheduler)
+        return GovernStage(
+            self.constitution,
+            self.screen,
+            self.backend,
+            self.scheduler,
+            mode=self.governance_mode,
+            judge=judge,
+        )
+
+    def governance_mode(self, turn: Turn) -> Mode:
+        """The turn's mode: what its request asked for, else the server's setting."""
+        return turn.governance or self.settings.governance  # type: ignore[return-value]
+
+    def governance_request(self, mode: str | None) -> str | None:
+        """Validate a request's `charter.governance`. Raises RequestError for "off" unless
+        the server allows ungoverned requests (or is itself ungoverned)."""
+        if mode is None:
+            return None
+        if mode not in MODES:
+            raise RequestError(
+                f"charter.governance must be one of {', '.join(MODES)}, got {mode!r}",
+                param="charter.governance",
+                code="invalid_governance",
+            )
+        if not self.settings.governed:
+            if mode != "off":
+                raise RequestError(
+                    f"charter.governance {mode!r}: this server runs without a constitution "
+                    "(--constitution off)",
+                    param="charter.governance",
+                    code="ungoverned_server",
+                )
+            return None
+        if (
+            mode == "off"
+            and self.settings.governance != "off"
+            and not self.settings.allow_ungoverned_requests
+        ):
+            raise RequestError(
+                "charter.governance 'off' is not allowed on this server (its operator can "
+                "allow it with CHARTER_ALLOW_UNGOVERNED_REQUESTS=1)",
+                param="charter.governance",
+                code="governance_off_not_allowed",
+            )
+        return mode
 
     def close(self) -> None:
         self.backend.close()
@@ -179,14 +267,17 @@ class Runtime:
         conversation_id: str | None = None,
         source: str = "api",
         retrieval: RetrievalRequest | None = None,
+        governance: str | None = None,
     ) -> Turn:
-        """A turn ready for `pipeline.stream`. `retrieval` comes from `retrieval_request`."""
+        """A turn ready for `pipeline.stream`. `retrieval` comes from `retrieval_request`,
+        `governance` from `governance_request`."""
         turn = Turn(
             messages=messages,
             params=params or Params(),
             conversation_id=conversation_id,
             source=source,
             retrieval=retrieval,
+            governance=governance,
         )
         turn.model = self.info["id"]
         turn.parameter_count = self.info.get("parameter_count")

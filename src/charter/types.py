@@ -60,7 +60,7 @@ class Params(BaseModel):
         return min(self.default_max_tokens or context_left, context_left)
 
 
-EventKind = Literal["token", "done"]
+EventKind = Literal["token", "replace", "done"]
 
 
 @dataclass(slots=True)
@@ -69,6 +69,8 @@ class Event:
 
     kind="token": `text` is the next piece of the answer; `logprobs` is the OpenAI-style
     `{"token", "logprob", "bytes", "top_logprobs"}` entry when the caller asked for it.
+    kind="replace": `text` is the whole governed answer; it replaces every token text sent
+    so far (the constitution stopped the answer and replaced it: a refusal or a revision).
     kind="done": `finish_reason` is "stop", "length" or "cancelled"; `usage` holds token counts.
     """
 
@@ -168,6 +170,13 @@ class Turn:
     final_text: str | None = None
     #: (char offset, text, logprobs entry) per emitted token, when logprobs were asked for.
     token_logprobs: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    #: The governance mode the request asked for (None: the server's setting).
+    governance: str | None = None
+    #: What the constitution saw and decided (the governance stage); `charter.trace`.
+    trace: dict[str, Any] | None = None
+    #: The model's original draft when the constitution replaced the answer (operators only:
+    #: stored, never sent to the client).
+    draft: str | None = None
     #: Set by whoever drives the turn when its client goes away; stages stop soon after.
     cancelled: threading.Event = field(default_factory=threading.Event)
 
@@ -209,6 +218,8 @@ class Turn:
             out["citations"] = self.citations
             if self.final_text is not None:
                 out["final_text"] = self.final_text
+        if self.trace is not None:
+            out["trace"] = self.trace
         confidence = summarize(self.token_logprobs)
         if confidence is not None:
             out["confidence"] = confidence

@@ -511,7 +511,7 @@ def test_real_server_run_and_resume_after_truncation(tmp_path: Path, start_serve
     assert result.errors == 0 and result.total == 6
     run = json.loads((out / "run.json").read_text())
     assert run["model"] == "fake" and run["seed_supported"] is True and run["complete"] is True
-    assert run["constitution_hash"] is None  # this server's charter object carries none (yet)
+    assert run["constitution_hash"] is None  # tests run ungoverned (--constitution off)
     rows = results_lines(out)
     assert [r["case_id"] for r in rows] == ["a0", "a1", "b0", "b1", "c0", "c1"]
     for r in rows:
@@ -637,3 +637,12 @@ def test_smoke_all_shipped_suites_on_the_real_model(tmp_path: Path, real_server:
     for name in names:  # the stratified sample takes two categories of each suite
         assert len({r["category"] for r in rows if r["suite"] == name}) == 2
     assert result.summary and (out / "report.html").exists()
+
+
+def test_constitution_hash_is_read_from_the_trace() -> None:
+    from charter.eval.runner import constitution_hash
+
+    assert constitution_hash({"trace": {"constitution": {"hash": "abc"}}}) == "abc"
+    assert constitution_hash({"constitution": {"hash": "def"}}) == "def"
+    assert constitution_hash({"trace": None, "stages": []}) is None
+    assert constitution_hash("not a dict") is None

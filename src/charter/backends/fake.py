@@ -26,6 +26,9 @@ class FakeOptions(BackendOptions):
     context_size: int = Field(default=2048, ge=8)
     #: When true, answer with the last user message instead of the script.
     echo: bool = False
+    #: Scripts for successive calls (call n gets scripts[n], the last one repeats); `script`
+    #: when empty. Tests of stages that call the model more than once (critique, revision).
+    scripts: list[str] = Field(default_factory=list)
 
 
 class FakeBackend(Backend):
@@ -59,6 +62,8 @@ class FakeBackend(Backend):
         if n_prompt >= ctx or (params.max_tokens and n_prompt + params.max_tokens > ctx):
             raise ContextOverflowError(n_prompt, ctx, max_tokens=params.max_tokens)
         text = self.options.script
+        if self.options.scripts:
+            text = self.options.scripts[min(len(self.calls), len(self.options.scripts)) - 1]
         if self.options.echo:
             text = next((m.content for m in reversed(messages) if m.role == "user"), "")
         limit = params.token_limit(ctx - n_prompt)

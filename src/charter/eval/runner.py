@@ -175,6 +175,11 @@ def constitution_hash(charter: Any) -> str | None:
     """The constitution hash a response's `charter` object carries, if any."""
     if not isinstance(charter, dict):
         return None
+    # Charter puts it in the trace (`charter.trace.constitution.hash`).
+    trace = charter.get("trace")
+    c = trace.get("constitution") if isinstance(trace, dict) else None
+    if isinstance(c, dict) and isinstance(c.get("hash"), str):
+        return c["hash"]
     c = charter.get("constitution")
     if isinstance(c, dict) and isinstance(c.get("hash"), str):
         return c["hash"]

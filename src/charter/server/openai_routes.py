@@ -19,6 +19,7 @@ from charter.server.protocol import (
     chunk,
     completion_response,
     read_json,
+    replace_chunk,
 )
 from charter.types import Event, Turn
 
@@ -74,12 +75,14 @@ async def chat_completions(request: Request) -> Any:
         )
     source = request.headers.get("x-charter-source", "api")[:20]
     retrieval = rt.retrieval_request(**req.retrieval_options())
+    governance = rt.governance_request(req.charter.governance if req.charter else None)
     turn = rt.new_turn(
         req.chat_messages(),
         req.params(),
         conversation_id=req.conversation_id,
         source=source,
         retrieval=retrieval,
+        governance=governance,
     )
     worker = TurnThread(rt.pipeline.stream(turn), turn)
     try:
@@ -160,6 +163,10 @@ async def _sse(
                         turn, {"content": ev.text}, logprobs=ev.logprobs if want_logprobs else None
                     )
                 )
+            elif ev.kind == "replace":
+                # The constitution replaced the answer: an empty delta (clients that ignore the
+                # event keep only text that passed the screen) and the governed text.
+                yield data(replace_chunk(turn, ev.text))
             elif ev.kind == "done":
                 _observe_end(metrics, turn)
                 yield data(chunk(turn, {}, finish_reason=turn.finish_reason, final=True))

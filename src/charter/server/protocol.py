@@ -57,6 +57,9 @@ class CharterOptionsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     retrieval: RetrievalOptionsIn | None = None
+    #: The constitution's mode for this request: "screen", "critique" or "off" (off only
+    #: where the server allows it).
+    governance: str | None = Field(default=None, max_length=20)
 
     @field_validator("retrieval", mode="before")
     @classmethod
@@ -231,6 +234,20 @@ def chunk(
     if final:
         out["usage"] = turn.usage
         out["charter"] = turn.charter()
+    return out
+
+
+def replace_chunk(turn: Turn, text: str) -> dict[str, Any]:
+    """The chunk that tells a client to swap the text it has for the governed answer.
+
+    Its delta is empty, so a client that does not know the event keeps only text that passed
+    the output screen; `charter.replace.content` is the whole governed answer, and the final
+    chunk's `charter.trace` says why."""
+    out = chunk(turn, {})
+    fired = (turn.trace or {}).get("fired") or [{}]
+    out["charter"] = {
+        "replace": {"content": text, "principle": fired[0].get("principle")},
+    }
     return out
 
 

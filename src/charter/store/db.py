@@ -221,8 +221,8 @@ class Store:
         return ids
 
     def update_message(self, message_id: str, **fields: Any) -> None:
-        """Set content / status / finish_reason / error / charter (a JSON string)."""
-        allowed = {"content", "status", "finish_reason", "error", "charter"}
+        """Set content / status / finish_reason / error / charter (a JSON string) / draft."""
+        allowed = {"content", "status", "finish_reason", "error", "charter", "draft"}
         if not fields or set(fields) - allowed:
             raise ValueError(f"update_message fields must be among {sorted(allowed)}")
         sets = ", ".join(f"{k} = :{k}" for k in fields)
@@ -231,6 +231,19 @@ class Store:
                 text(f"UPDATE messages SET {sets}, updated_at = :now WHERE id = :id"),
                 {**fields, "now": time.time(), "id": message_id},
             )
+
+    def get_message(self, message_id: str) -> dict[str, Any]:
+        """One message with its conversation id and the operator-only `draft`.
+
+        Raises NotFoundError."""
+        with self.engine.begin() as c:
+            row = c.execute(
+                text(f"SELECT {MESSAGE_FIELDS}, draft FROM messages WHERE id = :id"),
+                {"id": message_id},
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no message with id {message_id!r}", param="message_id")
+        return dict(row._mapping)
 
     def delete_messages(self, message_ids: list[str]) -> None:
         with self.engine.begin() as c:
