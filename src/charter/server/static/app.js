@@ -2,7 +2,10 @@
 // button, and a details panel showing each answer's `charter` object. Model output is only
 // ever rendered by markdown.js, which builds DOM nodes from text and never parses HTML.
 // Answers from a document collection show their [n] marks as links to the cited passages.
+// An answer the constitution replaced mid-stream is swapped for the governed text and marked
+// with a notice; its details panel says in words what the constitution saw and decided.
 
+import { decisionWord, governanceSection, noticeText } from "./governance.js";
 import { linkCitations, renderMarkdown } from "./markdown.js";
 import { readEvents } from "./sse.js";
 
@@ -424,6 +427,9 @@ class MessageView {
     this.role = role;
     this.text = "";
     this.pending = false;
+    /** The principle of a `charter.replace` seen while streaming (null: none). */
+    this.replacedBy = null;
+    this.notice = null;
     this.article = document.createElement("article");
     this.article.className = `message ${role}`;
     this.article.dataset.testid = "message";
@@ -433,6 +439,7 @@ class MessageView {
     const who = document.createElement("p");
     who.className = "message-role";
     who.textContent = role === "user" ? "You" : "Charter";
+    this.who = who;
     this.body = document.createElement("div");
     this.body.className = "message-content";
     this.body.dataset.testid = "message-content";
@@ -479,6 +486,35 @@ class MessageView {
     }
     this.body.replaceChildren(fragment);
     if (follow) scrollToBottom();
+  }
+
+  /**
+   * The constitution stopped the answer: what was shown is swapped for the governed text
+   * (its refusal or an accepted revision). The draft never reaches the page.
+   */
+  replaceText(content, principle) {
+    this.replacedBy = principle == null ? "" : String(principle);
+    this.text = content;
+    this.flush();
+    this.setNotice(noticeText(null, this.replacedBy));
+  }
+
+  /** The notice above an answer the constitution changed; null removes it. */
+  setNotice(text) {
+    if (!text) {
+      if (this.notice) this.notice.remove();
+      this.notice = null;
+      return;
+    }
+    if (!this.notice) {
+      this.notice = document.createElement("p");
+      this.notice.className = "governance-notice";
+      this.notice.dataset.testid = "governance-notice";
+      // A status region: the swap is announced, not only seen.
+      this.notice.setAttribute("role", "status");
+      this.who.after(this.notice);
+    }
+    this.notice.textContent = text;
   }
 
   /** The cited sources, and the checked answer text that replaces what was streamed. */
@@ -608,10 +644,23 @@ class MessageView {
     const panel = document.createElement("div");
     panel.className = "details-panel";
     panel.dataset.testid = "details-panel";
-    panel.append(renderTree(charter, ""));
+    // The trace is told in words; the raw object stays one click away for the curious.
+    const { trace, ...rest } = charter;
+    panel.append(governanceSection(trace), renderTree(rest, ""));
+    if (trace && typeof trace === "object") {
+      const raw = document.createElement("details");
+      raw.className = "raw-trace";
+      const rawSummary = document.createElement("summary");
+      rawSummary.textContent = "Constitution trace (raw)";
+      raw.append(rawSummary, renderTree(trace, "trace"));
+      panel.append(raw);
+    }
     details.append(summary, panel);
     this.foot.append(details);
     this.details = details;
+    if (trace && typeof trace === "object") {
+      this.setNotice(noticeText(trace, this.replacedBy));
+    }
     if (charter.finish_reason === "length" && this.article.dataset.status === "complete") {
       this.setStatus("complete", "length");
     }
@@ -668,6 +717,8 @@ function summaryOf(charter) {
   if (typeof t.tokens_per_second === "number") {
     parts.push(`${t.tokens_per_second.toFixed(1)} tok/s`);
   }
+  const decision = decisionWord(charter.trace);
+  if (decision) parts.push(`constitution: ${decision}`);
   return parts.join(" · ");
 }
 
@@ -803,6 +854,7 @@ async function send() {
   const retrieval = currentRetrieval();
   let finishReason = null;
   let finished = false;
+  let replaced = false;
   try {
     // The conversation is created first so its id is known even if the answer is stopped
     // before the final chunk (which is what carries `charter.conversation_id`).
@@ -846,8 +898,19 @@ async function send() {
       }
       if (chunk.error) throw new ApiError(chunk.error.message || "The answer failed.");
       const choice = Array.isArray(chunk.choices) ? chunk.choices[0] : null;
+      const swap = chunk.charter && chunk.charter.replace;
+      if (swap && typeof swap.content === "string") {
+        // The constitution stopped the answer: everything shown so far gives way to the
+        // governed text. Token confidence described the discarded text, so it goes too.
+        replaced = true;
+        received = swap.content;
+        tokens.length = 0;
+        view.replaceText(swap.content, swap.principle);
+        if (choice && choice.finish_reason) finishReason = choice.finish_reason;
+        continue;
+      }
       const piece = choice && choice.delta ? choice.delta.content : null;
-      if (typeof piece === "string" && piece) {
+      if (typeof piece === "string" && piece && !replaced) {
         received += piece;
         view.setText(received);
         const lp = choice.logprobs && Array.isArray(choice.logprobs.content)
