@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The baseline in docs/evaluation.md: every shipped suite against the raw default model
-# (SmolLM2-135M-Instruct, no constitution), served two ways side by side, one thread each:
+# (SmolLM2-135M-Instruct, no constitution: --constitution off), served two ways side by side,
+# one thread each:
 #   charter serve           (port $CHARTER_PORT, default 8701)
 #   python -m llama_cpp.server  (port $LLAMACPP_PORT, default 8702), same GGUF file
 # Runs are resumable: rerun this script after an interruption and each eval continues.
@@ -16,7 +17,7 @@ model=$($py -c 'from charter.models import embedded_model_path; print(embedded_m
 mkdir -p "$out"
 home=$(mktemp -d)   # keeps the eval's conversations out of the user's store
 
-CHARTER_HOME=$home .venv/bin/charter serve --port "$cport" --threads 1 >"$out/charter-serve.log" 2>&1 &
+CHARTER_HOME=$home .venv/bin/charter serve --constitution off --port "$cport" --threads 1 >"$out/charter-serve.log" 2>&1 &
 cpid=$!
 $py -m llama_cpp.server --model "$model" --n_ctx 4096 --n_threads 1 --host 127.0.0.1 \
   --port "$lport" --interrupt_requests False >"$out/llamacpp-serve.log" 2>&1 &
