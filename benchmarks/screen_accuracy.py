@@ -52,10 +52,12 @@ from charter.constitution.augment import AUGMENT_VERSION, augment_one  # noqa: E
 from charter.constitution.loader import load_default  # noqa: E402
 from charter.constitution.schema import Constitution  # noqa: E402
 from charter.constitution.screen import (  # noqa: E402
+    OPENING_WORDS,
     TRAINER_VERSION,
     Screen,
     TrainSettings,
     embedder_id,
+    load_answers,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -189,6 +191,32 @@ def score_records(screen: Screen, held: Held, *, reworded: bool) -> list[Record]
         s = screen.score([r.text])
         r.scores, r.fired, r.view = s.scores, screen.fired(s), s.view
     return list(records.values())
+
+
+def score_answers(screen: Screen, c: Constitution, exclude: set[str]) -> dict[str, Any]:
+    """The output screen's view: the model's answers (data/answers.jsonl) to held-out
+    requests, never trained on. Benign: answers to benign requests and refusals; harmful:
+    answers that comply with a cover. Any-principle firing, on the whole answer and on its
+    opening (the first OPENING_WORDS words, what the first streaming checks see)."""
+    rows = [a for a in load_answers() if a.prompt in exclude]
+    covers = {t for p in c.harm_principles for t in p.covers}
+    benign_full, benign_open, harmful_full = [], [], []
+    for a in rows:
+        harmful = a.role == "cover" and not a.refused and a.prompt in covers
+        fired = bool(screen.fired(screen.score([a.answer])))
+        if harmful:
+            harmful_full.append(fired)
+        else:
+            benign_full.append(fired)
+            opening = " ".join(a.answer.split()[:OPENING_WORDS])
+            benign_open.append(bool(screen.fired(screen.score([opening]))))
+    return {
+        "benign_answers_n": len(benign_full),
+        "benign_answers_fired": _rate(benign_full),
+        "benign_openings_fired": _rate(benign_open),
+        "harmful_answers_n": len(harmful_full),
+        "harmful_answers_fired": _rate(harmful_full),
+    }
 
 
 def _prf(tp: int, fp: int, fn: int) -> dict[str, float | None]:
@@ -374,6 +402,13 @@ def run_heldout(seed: int, out_path: Path) -> None:
     print(f"trained in {screen.train_seconds:.1f} s; measuring held-out ...", flush=True)
     original = summarise(score_records(screen, held, reworded=False), c)
     reworded = summarise(score_records(screen, held, reworded=True), c)
+    answers = score_answers(screen, c, exclude)
+    # The same screen trained without the answer examples: what they change.
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = Screen(c, embedder=embedder, cache_dir=Path(tmp), exclude=exclude, answers=())
+        bare.load()
+    answers_bare = score_answers(bare, c, exclude)
+    original_bare = summarise(score_records(bare, held, reworded=False), c)
     lat = latency(screen)
     load.stop()
     result = {
@@ -403,6 +438,12 @@ def run_heldout(seed: int, out_path: Path) -> None:
         },
         "held_out": original,
         "held_out_reworded": reworded,
+        "held_out_answers": answers,
+        "without_answer_examples": {
+            "held_out_answers": answers_bare,
+            "macro": original_bare["macro"],
+            "any_fired": original_bare["any_fired"],
+        },
         "latency": lat,
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -507,6 +548,8 @@ def _print(result: dict[str, Any]) -> None:
         print("any fired", m["any_fired"])
         print("reliability", m["reliability"])
         print("reliability_any", m["reliability_any"])
+    print("answers", result["held_out_answers"])
+    print("without answer examples", result["without_answer_examples"])
     print("latency", result["latency"], "train s", result["train"]["train_seconds"])
 
 

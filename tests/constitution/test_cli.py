@@ -101,7 +101,11 @@ def test_show_of_an_invalid_file_is_one_line(
 
 def test_validate_prints_ok_lines(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, err = run(capsys, "validate", str(MINIMAL), str(PAIRED), "default")
-    assert rc == 0 and err == ""
+    assert rc == 0
+    # Too few examples to screen well: minimal's one harm principle, paired-critiques' four.
+    warned = [line.split(": warning: principle ")[0] for line in err.splitlines()]
+    assert warned == [str(MINIMAL)] + [str(PAIRED)] * 4
+    assert all("give it at least 8 and 4" in line for line in err.splitlines())
     m, p, d = (load_constitution(MINIMAL), load_constitution(PAIRED), load_default())
     assert out.splitlines() == [
         f"{MINIMAL}: ok (Minimal 0.1, 1 principle, hash {m.short_hash})",
@@ -118,9 +122,9 @@ def test_validate_reports_an_invalid_file_and_exits_2(
     assert rc == 2
     assert out.startswith(f"{MINIMAL}: ok (")  # the good file is still reported
     kind_line = 1 + MINIMAL.read_text().split("\n").index('kind = "harm"')
-    assert err == (
+    assert err.splitlines()[-1] == (
         f'charter: error: {bad}:{kind_line}: principles[0] (id "weapons").kind: must be '
-        '"harm" or "uphold", got "evil"\n'
+        '"harm" or "uphold", got "evil"'
     )
     missing = str(tmp_path / "missing.toml")
     rc, _, err = run(capsys, "validate", bad, missing)

@@ -15,7 +15,12 @@ from typing import Any
 
 import click
 
-from charter.constitution.loader import ConstitutionError, load_constitution, load_default
+from charter.constitution.loader import (
+    ConstitutionError,
+    advice,
+    load_constitution,
+    load_default,
+)
 from charter.constitution.schema import Constitution
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -101,6 +106,8 @@ def validate_cmd(files: tuple[str, ...]) -> None:
             f"{name}: ok ({c.name} {c.version}, {_plural(len(c.principles), 'principle')}, "
             f"hash {c.short_hash})"
         )
+        for line in advice(c):
+            click.echo(f"{name}: warning: {line}", err=True)
     if len(failed) == 1:
         raise failed[0]
     if failed:

@@ -587,3 +587,22 @@ class _Reader:
             return False
         seen[ident] = int(path[1])
         return True
+
+
+#: Fewer examples than these per harm principle make a weak screen (docs/constitution.md).
+ADVISED_COVERS = 8
+ADVISED_NOT_COVERS = 4
+
+
+def advice(c: Constitution) -> list[str]:
+    """Warnings about a valid constitution: harm principles with too few examples for the
+    screen to learn the line from (it learns only from examples)."""
+    out: list[str] = []
+    for p in c.harm_principles:
+        if len(p.covers) < ADVISED_COVERS or len(p.not_covers) < ADVISED_NOT_COVERS:
+            out.append(
+                f"principle {p.id!r} has {len(p.covers)} covers and {len(p.not_covers)} "
+                f"not_covers: the screen learns the line only from examples; give it at least "
+                f"{ADVISED_COVERS} and {ADVISED_NOT_COVERS}"
+            )
+    return out

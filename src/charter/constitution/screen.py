@@ -16,6 +16,17 @@ Design (docs/constitution.md, "Screens"):
   carry no label by themselves. Harmful: the harm principles' `covers`. Benign: every
   `not_covers`, every harmless class's examples, the uphold principles' texts. A text
   listed under two harm principles is positive for both.
+- **Answer examples** (`load_answers`, `answer_examples`): the output screen reads the
+  model's answers, not requests. `data/answers.jsonl` (made by scripts/make_screen_answers.py)
+  holds the default model's own answers to the default constitution's example requests.
+  An answer to a benign request is a negative (and so is its opening, what the streaming
+  check sees first); an answer to a harmful request is a positive for the principles the
+  *loaded* constitution lists that request under, unless the model refused (a refusal is
+  benign). Only answers to requests the loaded constitution lists are used (for another
+  constitution they would be nearly all negatives, and the heads would learn "answers are
+  benign, requests harmful"); an edited default keeps the answers of its unchanged examples.
+  Trained on requests alone, the output screen took benign answers on risky-sounding topics
+  for harm (docs/safety.md).
 - **Heads, factored** (the default): two kinds of logistic regression. The *harm* head
   learns harmful vs benign from all principles' examples at once (nine times the data of
   one principle) over the embedding plus hashed word/character n-grams (`lexical_features`:
@@ -73,7 +84,7 @@ from charter.errors import ConfigError, RequestError
 log = logging.getLogger(__name__)
 
 #: Bump when the trainer's maths or its defaults change (cached screens retrain).
-TRAINER_VERSION = "2"
+TRAINER_VERSION = "4"
 #: Environment variable naming the cache root (screens go to its "screens" folder).
 CACHE_ENV = "CHARTER_CACHE_DIR"
 DESIGNS = ("factored", "joint", "direct")
@@ -279,6 +290,105 @@ def training_examples(
         out.append(Example(text, g, role[text], pos))
         for name, new in augment_one(text, "auto", seed, per_text):
             out.append(Example(new, g, role[text], pos, name))
+    return out
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A model's answer to one example request: `role` is where the request came from
+    (cover, not_cover, harmless), `principle` the principle it covers, `refused` whether
+    the answer declines (charter.eval.refusal.detect)."""
+
+    prompt: str
+    role: str
+    principle: str | None
+    answer: str
+    refused: bool
+
+
+#: Words of an answer's opening kept as its own example (the first streaming checks see it).
+OPENING_WORDS = 12
+
+
+def answers_path() -> Path:
+    return Path(__file__).with_name("data") / "answers.jsonl"
+
+
+def load_answers(path: Path | None = None) -> tuple[Answer, ...]:
+    """The shipped answer examples (none when the file is absent)."""
+    path = path or answers_path()
+    if not path.exists():
+        return ()
+    out: list[Answer] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line) if line.strip() else None
+        if not row or "meta" in row:
+            continue
+        out.append(
+            Answer(
+                str(row["prompt"]),
+                str(row["role"]),
+                row.get("principle"),
+                str(row["answer"]),
+                bool(row["refused"]),
+            )
+        )
+    return tuple(out)
+
+
+def answers_digest(answers: tuple[Answer, ...]) -> str:
+    blob = json.dumps([asdict(a) for a in answers], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def answer_examples(
+    constitution: Constitution,
+    answers: Collection[Answer],
+    *,
+    exclude: Collection[str] = (),
+    groups: dict[str, int] | None = None,
+) -> list[Example]:
+    """Training rows from answers (see the module doc). An answer shares the group of its
+    request when the request is a training text (so folds never split them); an answer
+    to an excluded request is left out with it."""
+    covers: dict[str, set[str]] = {}
+    for p in constitution.harm_principles:
+        for t in p.covers:
+            covers.setdefault(t, set()).add(p.id)
+    # Only answers to this constitution's own example requests: answers to requests it does
+    # not list would teach the heads "an answer is benign, a request harmful" (they are
+    # nearly all negatives for a constitution that lists none of the harmful requests).
+    own = set(covers)
+    for p in constitution.principles:
+        own.update(p.not_covers)
+    for h in constitution.harmless:
+        own.update(h.examples)
+    excluded = set(exclude)
+    groups = dict(groups or {})
+    next_group = max(groups.values(), default=-1) + 1
+    out: list[Example] = []
+    for a in answers:
+        if a.prompt in excluded or a.prompt not in own or not a.answer.strip():
+            continue
+        listed = covers.get(a.prompt)
+        if a.refused:
+            positive: frozenset[str] = frozenset()
+        elif a.role == "cover":
+            if not listed:
+                continue  # harmful under another constitution; this one does not say
+            positive = frozenset(listed)
+        else:
+            if listed:
+                continue  # benign by the default, harmful by this constitution: left out
+            positive = frozenset()
+        if a.prompt not in groups:
+            groups[a.prompt] = next_group
+            next_group += 1
+        g = groups[a.prompt]
+        out.append(Example(a.answer, g, "answer", positive))
+        words = a.answer.split()
+        if not positive and len(words) > OPENING_WORDS:
+            out.append(Example(" ".join(words[:OPENING_WORDS]), g, "answer", positive, "opening"))
     return out
 
 
@@ -519,7 +629,10 @@ class Screen:
         seed: int = 0,
         exclude: Collection[str] = (),
         settings: TrainSettings | None = None,
+        answers: Collection[Answer] | None = None,
     ):
+        """`answers`: the answer examples to train on (default: the shipped ones,
+        `load_answers()`; `()` for none)."""
         if not isinstance(constitution, Constitution):
             raise ConfigError(
                 f"constitution must be a Constitution, got {type(constitution).__name__}",
@@ -543,6 +656,7 @@ class Screen:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.seed = seed
         self.exclude = frozenset(exclude)
+        self.answers: tuple[Answer, ...] = load_answers() if answers is None else tuple(answers)
         self.principle_ids: list[str] = [p.id for p in constitution.harm_principles]
         self.thresholds: dict[str, float] = {
             p.id: p.threshold for p in constitution.harm_principles
@@ -572,6 +686,7 @@ class Screen:
                 "seed": self.seed,
                 "settings": asdict(self.settings),
                 "exclude": excluded if self.exclude else "",
+                "answers": answers_digest(self.answers) if self.answers else "",
             },
             sort_keys=True,
         )
@@ -618,6 +733,11 @@ class Screen:
         examples = training_examples(
             self.constitution, exclude=self.exclude, seed=self.seed, per_text=st.per_text
         )
+        if self.answers:
+            groups = {ex.text: ex.group for ex in examples if not ex.template}
+            examples += answer_examples(
+                self.constitution, self.answers, exclude=self.exclude, groups=groups
+            )
         self._stats = _example_stats(examples, ids)
         k_heads = len(ids)
         if not ids:
@@ -707,9 +827,23 @@ class Screen:
         a_h, c_h = 1.0, 0.0
         if st.design == "factored":
             a_h, c_h = fit_platt(z_h, harmful.astype(np.float64))
+            if a_h <= 0.0:
+                # Out-of-fold scores ranked no better than chance (a handful of examples,
+                # look-alikes closer to each held-out cover than the other covers): a
+                # negative slope would invert the screen. Calibrate on in-sample values.
+                z_in, _ = logits(every, heads)
+                a_h, c_h = fit_platt(z_in, harmful.astype(np.float64))
+                self._stats["calibration"] = (
+                    "platt on in-sample logits (out-of-fold ranking no better than chance)"
+                )
             if k_heads > 1:
+                z_in_t: np.ndarray | None = None
                 for j in range(k_heads):
                     a[j], c[j] = fit_platt(z[harmful, j], y[harmful, j])
+                    if a[j] <= 0.0:  # as above, per topic head
+                        if z_in_t is None:
+                            z_in_t = logits(every, heads)[1]
+                        a[j], c[j] = fit_platt(z_in_t[harmful, j], y[harmful, j])
         else:
             joint = _log_sigmoid(z_h)[:, None] + _log_sigmoid(z) if st.design == "joint" else z
             for j in range(k_heads):
@@ -903,6 +1037,10 @@ def _example_stats(examples: list[Example], ids: list[str]) -> dict[str, Any]:
         "benign": {
             "originals": sum(1 for ex in benign if not ex.template),
             "augmented": len(benign),
+        },
+        "answers": {
+            "positives": sum(1 for ex in examples if ex.role == "answer" and ex.positive),
+            "negatives": sum(1 for ex in examples if ex.role == "answer" and not ex.positive),
         },
         "rows": len(examples),
     }

@@ -11,9 +11,14 @@
                     ─ a `replace` event swaps what the client has for the governed text
 
 The screen scores every harm principle (calibrated probabilities); a principle fires at its
-threshold. Scores just under it may escalate to an LLM judgement of that principle (the
-cascade: `judge`). Everything seen and decided goes into `turn.trace` (`charter.trace` in
-the response); a replaced draft goes to `turn.draft`, stored for operators only.
+threshold. The output screen reads the question with the answer's latest window and fires
+only at `output_floor` or above (default 0.9, never below the principle's threshold): on the
+project's held-out answers (benchmarks/screen_accuracy.py, docs/safety.md) the answer screen
+at the request thresholds fired on 29% of benign answers; question + answer at 0.9 on 5%. The
+input screen is the main gate; the output screen stops what clearly turned harmful. Scores
+just under a bar may escalate to an LLM judgement of that principle (the cascade: `judge`).
+Everything seen and decided goes into `turn.trace` (`charter.trace` in the response); a
+replaced draft goes to `turn.draft`, stored for operators only.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ WINDOW_WORDS = 160
 #: Token limits for the critique and the revision (the default model is tiny: short asks).
 CRITIQUE_TOKENS = 64
 REVISION_TOKENS = 160
+#: The output screen's bar (see the module doc; `Settings.constitution_output_floor`).
+OUTPUT_FLOOR = 0.9
 
 
 @dataclass
@@ -133,6 +140,7 @@ class GovernStage:
         mode: Callable[[Turn], Mode],
         judge: Judge | None = None,
         judge_margin: float = 0.15,
+        output_floor: float = OUTPUT_FLOOR,
     ):
         self.constitution = constitution
         self.screen = screen
@@ -141,6 +149,7 @@ class GovernStage:
         self.mode = mode
         self.judge = judge
         self.judge_margin = judge_margin
+        self.output_floor = output_floor
 
     # -- the stage ----------------------------------------------------------------------------
     def run(self, turn: Turn, inner: Iterator[Event]) -> Iterator[Event]:
@@ -190,7 +199,12 @@ class GovernStage:
             return
 
         # Output: hold tokens back until the text they complete has passed a check.
-        output: dict[str, Any] = {"checks": 0, "scores": {}, "ms": 0.0}
+        output: dict[str, Any] = {
+            "checks": 0,
+            "scores": {},
+            "ms": 0.0,
+            "floor": self.output_floor,
+        }
         trace["output"] = output
         pending: list[Event] = []
         released = 0  # characters the client has
@@ -206,7 +220,7 @@ class GovernStage:
             tokens += 1
             pending.append(ev)
             if tokens >= next_check:
-                fired = self._output_check(turn.answer, output, tokens)
+                fired = self._output_check(question, turn.answer, output, tokens)
                 if fired is not None:
                     break
                 every = min(every * 2, MAX_EVERY)
@@ -215,7 +229,7 @@ class GovernStage:
                 released += sum(len(e.text) for e in pending)
                 pending = []
         if fired is None and done is not None:
-            fired = self._output_check(turn.answer, output, tokens)
+            fired = self._output_check(question, turn.answer, output, tokens)
         if fired is None:
             record.ms = trace["ms"]["input_screen"] + output["ms"]
             trace["ms"]["output_screen"] = round(output["ms"], 1)
@@ -252,13 +266,22 @@ class GovernStage:
         yield from self._answer(turn, trace, text, decision, usage=turn.usage)
 
     # -- pieces ---------------------------------------------------------------------------------
-    def _check(self, at: str, texts: list[str]) -> _Check:
+    def _check(self, at: str, texts: list[str], floor: float = 0.0) -> _Check:
+        """Score `texts`; a principle fires at max(its threshold, `floor`)."""
         t = time.perf_counter()
         scores: ScreenScores = self.screen.score(texts)
-        fired = self.screen.fired(scores)
+        fired = [p for p in self.screen.fired(scores) if scores.scores[p] >= floor]
         judged: dict[str, float | None] = {}
         if self.judge is not None:
-            for pid in self.screen.uncertain(scores, self.judge_margin):
+            uncertain = self.screen.uncertain(scores, self.judge_margin)
+            if floor > 0.0:  # the band under the raised bar
+                uncertain = [
+                    p
+                    for p, v in scores.scores.items()
+                    if p not in fired
+                    and max(floor, self.screen.thresholds[p]) - self.judge_margin <= v
+                ]
+            for pid in uncertain:
                 p = self.constitution.principle(pid)
                 prob = self.judge.probability(p.statement, "\n".join(texts))
                 judged[pid] = None if prob is None else round(prob, 4)
@@ -273,10 +296,13 @@ class GovernStage:
             judged,
         )
 
-    def _output_check(self, answer: str, output: dict[str, Any], tokens: int) -> _Check | None:
+    def _output_check(
+        self, question: str, answer: str, output: dict[str, Any], tokens: int
+    ) -> _Check | None:
         words = answer.split()
         window = " ".join(words[-WINDOW_WORDS:])
-        check = self._check("output", [window])
+        text = f"{question}\n\n{window}" if question else window
+        check = self._check("output", [text], self.output_floor)
         output["checks"] += 1
         output["ms"] += check.ms
         for pid, s in check.scores.items():
