@@ -233,6 +233,11 @@ def serve(host: str | None, port: int | None, insecure: bool | None, **model: An
             f"serving on {settings.host} requires API keys and none exist: create one with "
             "`charter keys create NAME`, or pass --insecure to serve without keys"
         )
+    if rt.constitution is not None:
+        from charter.constitution.loader import advice
+
+        for line in advice(rt.constitution):
+            click.echo(f"warning: constitution: {line}", err=True)
     info = rt.info
     size = f" ({_count(info['parameter_count'])} parameters)" if info.get("parameter_count") else ""
     url = f"http://{settings.host}:{settings.port}"

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: Escalate scores just under a threshold to an LLM judgement of the principle: "off" or
     #: "self" (the serving model; a stronger upstream through CHARTER_BACKEND=openai).
     constitution_judge: Literal["off", "self"] = "off"
+    #: The output screen's bar: a principle fires on an answer at max(its threshold, this).
+    #: 0.9 kept benign answers from being stopped (docs/safety.md); lower is stricter.
+    constitution_output_floor: float = Field(default=0.9, ge=0.0, le=1.0)
     #: The operator's key for the admin API (`/v1/admin/...`: replaced drafts); unset, the
     #: admin API is off. Never an end user's key.
     admin_key: str | None = Field(default=None, min_length=16)

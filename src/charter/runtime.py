@@ -117,6 +117,7 @@ class Runtime:
             self.scheduler,
             mode=self.governance_mode,
             judge=judge,
+            output_floor=self.settings.constitution_output_floor,
         )
 
     def governance_mode(self, turn: Turn) -> Mode:
