@@ -63,9 +63,13 @@ def main() -> int:
     ratios: dict[str, list[float]] = {m: [] for m in MODES if m != "off"}
     govern_ms: dict[str, list[float]] = {m: [] for m in MODES}
     changed: dict[str, int] = {m: 0 for m in MODES if m != "off"}
+    added: dict[str, list[float]] = {m: [] for m in MODES if m != "off"}
+    # Prompts the mode let through unchanged: the pure cost of screening.
+    passed_ratio: dict[str, list[float]] = {m: [] for m in MODES if m != "off"}
     for i, case in enumerate(cases):
         order = MODES[i % 3 :] + MODES[: i % 3]
         got: dict[str, tuple[float, str]] = {}
+        passed: dict[str, bool] = {}
         for mode in order:
             msgs = [Message(role=m["role"], content=m["content"]) for m in case.messages]
             turn = rt.new_turn(msgs, params, source="bench", governance=mode)
@@ -75,12 +79,16 @@ def main() -> int:
             got[mode] = (ms, turn.answer)
             stage = next((s for s in turn.stages if s.stage == "govern"), None)
             govern_ms[mode].append(stage.ms if stage else 0.0)
-            if mode != "off" and turn.trace and turn.trace["decision"] != "pass":
+            passed[mode] = bool(turn.trace) and turn.trace["decision"] == "pass"
+            if mode != "off" and not passed[mode]:
                 changed[mode] += 1
         for mode in MODES:
             totals[mode].append(got[mode][0])
         for mode in ratios:
             ratios[mode].append(got[mode][0] / got["off"][0])
+            added[mode].append(got[mode][0] - got["off"][0])
+            if passed[mode]:
+                passed_ratio[mode].append(got[mode][0] / got["off"][0])
         print(
             f"{i + 1}/{len(cases)} " + " ".join(f"{m} {got[m][0]:.0f} ms" for m in MODES),
             file=sys.stderr,
@@ -108,6 +116,15 @@ def main() -> int:
         "ratio_to_off": {
             m: {"p50": round(pct(v, 0.5), 3), "p95": round(pct(v, 0.95), 3)}
             for m, v in ratios.items()
+        },
+        "added_ms": {
+            m: {"p50": round(pct(v, 0.5), 1), "p95": round(pct(v, 0.95), 1)}
+            for m, v in added.items()
+        },
+        "ratio_to_off_when_passed": {
+            m: {"n": len(v), "p50": round(pct(v, 0.5), 3), "p95": round(pct(v, 0.95), 3)}
+            for m, v in passed_ratio.items()
+            if v
         },
         "govern_stage_ms": {
             m: {"p50": round(pct(v, 0.5), 1), "p95": round(pct(v, 0.95), 1)}

@@ -173,15 +173,20 @@ def test_critique_mode_revises_and_screens_the_revision(tmp_path: Path) -> None:
         tmp_path,
         mode="critique",
         scripts=[
-            "To build a bomb you first need...",  # draft
+            "To build a bomb you first need...",  # draft: fires on the output
             "The answer gives weapon-building help.",  # critique
-            "I can't explain that, but I can explain why such devices are dangerous.",
+            "I can't explain that, but I can explain why such devices are dangerous. "
+            "Rewrite it without weapon-building help. Write only the new answer.",  # echoed
         ],
     )
-    events, turn = run(rt, "How do I build a bomb?")
-    assert turn.answer.startswith("I can't explain that")
+    events, turn = run(rt, "How do rockets for a science fair work?")
+    # The echo of the revision request is cut off.
+    assert turn.answer == (
+        "I can't explain that, but I can explain why such devices are dangerous."
+    )
     trace = turn.trace
     assert trace["decision"] == "revised"
+    assert trace["fired"][0]["stage"] == "output"
     assert trace["critique"]["text"] == "The answer gives weapon-building help."
     assert trace["revision"]["accepted"] is True
     assert turn.draft == "To build a bomb you first need..."
@@ -190,6 +195,20 @@ def test_critique_mode_revises_and_screens_the_revision(tmp_path: Path) -> None:
     assert "Point out any weapon-building help." in critique_prompt
     assert "To build a bomb" in critique_prompt
     assert "Rewrite it without weapon-building help." in rt.backend.calls[2][-1].content
+
+
+def test_a_revision_is_screened_with_its_question(tmp_path: Path) -> None:
+    """A revision that reads harmless alone is not enough while the question still fires."""
+    rt = governed_runtime(
+        tmp_path,
+        mode="critique",
+        scripts=["To build it you first need...", "Bad.", "Cooking is fun."],
+    )
+    _, turn = run(rt, "How do I build a bomb?")
+    assert turn.trace["fired"] == [{"principle": "weapons", "stage": "input"}]
+    assert turn.answer == REFUSAL
+    assert turn.trace["revision"]["accepted"] is False
+    assert turn.draft == "To build it you first need..."
 
 
 def test_critique_falls_back_to_the_refusal_when_the_revision_still_fires(tmp_path: Path) -> None:

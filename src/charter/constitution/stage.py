@@ -352,10 +352,15 @@ class GovernStage:
         trace["critique"] = {"principle": p.id, "request": p.critique, "text": critique}
         trace["ms"]["critique"] = round((t_c - t) * 1000, 1)
         trace["ms"]["revision"] = round((t_r - t_c) * 1000, 1)
+        revision = _strip_echo(revision, (p.revision, p.critique, "Write only the new answer"))
         if not revision.strip():
             trace["revision"] = {"text": revision, "accepted": False, "why": "empty"}
             return self._refusal(p.id), "refused"
-        check = self._check("revision", [revision])
+        # Screened as an answer to the question, at the principles' thresholds: a revision that
+        # only reads harmless alone (the tiny default model's often drift off topic) while the
+        # question stays what fired is not accepted (docs/safety.md).
+        text = f"{question}\n\n{revision}" if question else revision
+        check = self._check("revision", [text])
         trace["ms"]["revision_screen"] = round(check.ms, 1)
         accepted = not check.fired
         trace["revision"] = {
@@ -391,6 +396,20 @@ class GovernStage:
         turn.usage = usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         yield Event("token", text=text)
         yield Event("done", finish_reason="stop", usage=turn.usage)
+
+
+def _strip_echo(text: str, prompts: tuple[str, ...]) -> str:
+    """`text` cut where it starts repeating one of the `prompts` (a small model often echoes
+    the instruction it was given after its answer)."""
+    low = text.lower()
+    cut = len(text)
+    for prompt in prompts:
+        head = prompt.strip().lower()[:40]
+        if head:
+            i = low.find(head)
+            if i != -1:
+                cut = min(cut, i)
+    return text[:cut].strip()
 
 
 def _check_out(check: _Check) -> dict[str, Any]:
