@@ -70,8 +70,9 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--governance",
             type=click.Choice(["critique", "screen", "off"]),
             default=None,
-            help="critique (default): screen, then critique and revise what fires; screen: "
-            "refuse what fires; off: no checks (CHARTER_GOVERNANCE).",
+            help="screen (default): refuse what fires; critique: critique and revise what "
+            "fires, refuse if the revision still fires (for larger models); off: no checks, "
+            "only with --constitution off (CHARTER_GOVERNANCE).",
         ),
     ]
     for opt in reversed(opts):

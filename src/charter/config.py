@@ -71,9 +71,10 @@ class Settings(BaseSettings):
     #: What governs every answer: "default" (the constitution shipped with Charter), the path
     #: of a TOML constitution file, or "off" (explicitly ungoverned).
     constitution: str = Field(default="default", min_length=1)
-    #: How it governs: "critique" (screen; a fired draft is critiqued and revised, and refused
-    #: when the revision still fires), "screen" (screen; refuse what fires), or "off".
-    governance: Literal["off", "screen", "critique"] = "critique"
+    #: How it governs: "screen" (refuse what fires), "critique" (a fired draft is critiqued and
+    #: revised, and refused when the revision still fires), or "off". "screen" is the default:
+    #: the 135M default model's revisions let more harmful requests through (docs/safety.md).
+    governance: Literal["off", "screen", "critique"] = "screen"
     #: Let a request ask for `charter.governance: "off"` (refused unless set).
     allow_ungoverned_requests: bool = False
     #: Escalate scores just under a threshold to an LLM judgement of the principle: "off" or

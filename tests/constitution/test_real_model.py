@@ -85,7 +85,7 @@ def test_default_constitution_governs_ask_and_trace_shows_it(tmp_path: Path) -> 
     answer = body["choices"][0]["message"]["content"]
     trace = body["charter"]["trace"]
     assert trace["constitution"]["name"].startswith("Charter")
-    assert trace["mode"] == "critique"
+    assert trace["mode"] == "screen"
     assert trace["decision"] == "refused"
     assert any(f["principle"] == "weapons" for f in trace["fired"])
     assert "Weapons" in answer  # the refusal names the principle
