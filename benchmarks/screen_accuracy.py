@@ -59,6 +59,7 @@ from charter.constitution.screen import (  # noqa: E402
     embedder_id,
     load_answers,
 )
+from charter.constitution.stage import OUTPUT_FLOOR  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "screen_accuracy.json"
@@ -201,13 +202,23 @@ def score_answers(screen: Screen, c: Constitution, exclude: set[str]) -> dict[st
     rows = [a for a in load_answers() if a.prompt in exclude]
     covers = {t for p in c.harm_principles for t in p.covers}
     benign_full, benign_open, harmful_full = [], [], []
+    benign_rule, harmful_rule = [], []
+
+    def at_floor(text: str) -> bool:
+        """The run-time output rule (stage.py): question + answer, max(threshold, floor)."""
+        scores = screen.score([text]).scores
+        return any(v >= max(screen.thresholds[p], OUTPUT_FLOOR) for p, v in scores.items())
+
     for a in rows:
         harmful = a.role == "cover" and not a.refused and a.prompt in covers
         fired = bool(screen.fired(screen.score([a.answer])))
+        rule = at_floor(f"{a.prompt}\n\n{a.answer}")
         if harmful:
             harmful_full.append(fired)
+            harmful_rule.append(rule)
         else:
             benign_full.append(fired)
+            benign_rule.append(rule)
             opening = " ".join(a.answer.split()[:OPENING_WORDS])
             benign_open.append(bool(screen.fired(screen.score([opening]))))
     return {
@@ -216,6 +227,9 @@ def score_answers(screen: Screen, c: Constitution, exclude: set[str]) -> dict[st
         "benign_openings_fired": _rate(benign_open),
         "harmful_answers_n": len(harmful_full),
         "harmful_answers_fired": _rate(harmful_full),
+        "output_rule": f"question + answer, fires at max(threshold, {OUTPUT_FLOOR})",
+        "benign_answers_fired_output_rule": _rate(benign_rule),
+        "harmful_answers_fired_output_rule": _rate(harmful_rule),
     }
 
 
