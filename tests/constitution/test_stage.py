@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from charter.constitution.schema import Constitution, HarmlessClass, Principle, RefusalStyle
-from charter.constitution.stage import GovernStage
+from charter.constitution.stage import MAX_EVERY, GovernStage
 from charter.errors import RequestError
 from charter.runtime import Runtime
 from charter.types import Message, Params
@@ -142,7 +142,7 @@ def test_escalation_across_turns_is_screened_as_one_conversation(tmp_path: Path)
 
 
 def test_output_that_fires_midstream_is_stopped_and_replaced(tmp_path: Path) -> None:
-    words = "Here is some harmless text that goes on for a while and then the bomb " * 3
+    words = "Here is some harmless text that goes on for a while and then the bomb " * 8
     rt = governed_runtime(tmp_path, script="Sure, here you go. " + words)
     events, turn = run(rt, "Tell me a story about chemistry class.")
     kinds = [e.kind for e in events]
@@ -152,7 +152,10 @@ def test_output_that_fires_midstream_is_stopped_and_replaced(tmp_path: Path) -> 
     assert "bomb" not in shown and shown
     replace = events[kinds.index("replace")]
     assert replace.text == REFUSAL == turn.answer
-    # Generation stopped: far fewer tokens than the script has.
+    # Generation stopped: the model ran on while the check ran, never more than one check
+    # interval past the check that fired, and far short of the script.
+    fired_at = turn.trace["output"]["fired_at_tokens"]
+    assert turn.completion_tokens <= fired_at + MAX_EVERY + 1
     assert turn.completion_tokens < len(("Sure, here you go. " + words).split())
     assert turn.draft is not None and "bomb" in turn.draft
     row = rt.store.get_message(turn.message_id)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -213,23 +214,74 @@ class GovernStage:
         tokens = 0
         fired: _Check | None = None
         done: Event | None = None
-        for ev in inner:
-            if ev.kind != "token":
-                done = ev
-                break
-            tokens += 1
-            pending.append(ev)
-            if tokens >= next_check:
-                fired = self._output_check(question, turn.answer, output, tokens)
-                if fired is not None:
+        # A check runs on a worker thread while the model goes on generating (the tokens it
+        # covers, and every later one, stay held back until it passed), so a check costs the
+        # turn little more than the CPU it takes from generation. The model never gets more
+        # than one interval ahead of a running check. With a judge (which calls the model),
+        # checks run inline.
+        worker = ThreadPoolExecutor(1, "charter-screen") if self.judge is None else None
+        running: Future[_Check | None] | None = None
+        covered = 0  # pending events the running check covers
+        waited = 0.0
+
+        def settle(block: bool) -> _Check | None | bool:
+            """The running check's result (False: none finished); releases what it passed."""
+            nonlocal running, pending, released, covered, waited
+            assert running is not None
+            if not block and not running.done():
+                return False
+            t = time.perf_counter()
+            result = running.result()
+            waited += time.perf_counter() - t
+            running = None
+            if result is None:
+                passed, pending = pending[:covered], pending[covered:]
+                released += sum(len(e.text) for e in passed)
+                ready.extend(passed)
+            return result
+
+        ready: list[Event] = []  # passed by a check, not yet sent
+        try:
+            for ev in inner:
+                if ev.kind != "token":
+                    done = ev
                     break
-                every = min(every * 2, MAX_EVERY)
-                next_check = tokens + every
-                yield from pending
-                released += sum(len(e.text) for e in pending)
-                pending = []
-        if fired is None and done is not None:
-            fired = self._output_check(question, turn.answer, output, tokens)
+                tokens += 1
+                pending.append(ev)
+                if running is not None:
+                    result = settle(block=tokens >= next_check)
+                    if result is not False and result is not None:
+                        fired = result
+                        break
+                    yield from ready
+                    ready.clear()
+                if tokens >= next_check:
+                    if worker is None:
+                        fired = self._output_check(question, turn.answer, output, tokens)
+                        if fired is not None:
+                            break
+                        yield from pending
+                        released += sum(len(e.text) for e in pending)
+                        pending = []
+                    else:
+                        covered = len(pending)
+                        running = worker.submit(
+                            self._output_check, question, turn.answer, output, tokens
+                        )
+                    every = min(every * 2, MAX_EVERY)
+                    next_check = tokens + every
+            if fired is None and running is not None:
+                result = settle(block=True)
+                if result is not False and result is not None:
+                    fired = result
+                yield from ready
+                ready.clear()
+            if fired is None and done is not None:
+                fired = self._output_check(question, turn.answer, output, tokens)
+        finally:
+            if worker is not None:
+                worker.shutdown(wait=False, cancel_futures=True)
+        output["waited_ms"] = round(waited * 1000, 1)
         if fired is None:
             record.ms = trace["ms"]["input_screen"] + output["ms"]
             trace["ms"]["output_screen"] = round(output["ms"], 1)
