@@ -144,11 +144,7 @@ class Runtime:
                     code="ungoverned_server",
                 )
             return None
-        if (
-            mode == "off"
-            and self.settings.governance != "off"
-            and not self.settings.allow_ungoverned_requests
-        ):
+        if mode == "off" and not self.settings.allow_ungoverned_requests:
             raise RequestError(
                 "charter.governance 'off' is not allowed on this server (its operator can "
                 "allow it with CHARTER_ALLOW_UNGOVERNED_REQUESTS=1)",
