@@ -108,6 +108,11 @@ def test_benign_answer_passes_with_a_trace(tmp_path: Path) -> None:
     }
     assert trace["input"]["scores"] == {"weapons": 0.05} and trace["input"]["fired"] == []
     assert trace["output"]["checks"] >= 2  # a mid-stream check and the final one
+    # The stage's time is what the answer waited for (input screen + waits on output checks),
+    # not the checks' own time, most of which ran beside generation.
+    assert trace["ms"]["output_wait"] == trace["output"]["waited_ms"] >= 0.0
+    stage = next(s for s in turn.stages if s.stage == "govern")
+    assert stage.ms == pytest.approx(trace["ms"]["input_screen"] + trace["output"]["waited_ms"])
     assert trace["thresholds"] == {"weapons": 0.5}
     assert trace["not_screened"] == ["honesty"]
     assert "draft" not in turn.charter()

@@ -657,6 +657,7 @@ class Screen:
         self.seed = seed
         self.exclude = frozenset(exclude)
         self.answers: tuple[Answer, ...] = load_answers() if answers is None else tuple(answers)
+        self._answers_digest = answers_digest(self.answers) if self.answers else ""
         self.principle_ids: list[str] = [p.id for p in constitution.harm_principles]
         self.thresholds: dict[str, float] = {
             p.id: p.threshold for p in constitution.harm_principles
@@ -686,7 +687,7 @@ class Screen:
                 "seed": self.seed,
                 "settings": asdict(self.settings),
                 "exclude": excluded if self.exclude else "",
-                "answers": answers_digest(self.answers) if self.answers else "",
+                "answers": self._answers_digest,
             },
             sort_keys=True,
         )

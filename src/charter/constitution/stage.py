@@ -222,7 +222,14 @@ class GovernStage:
         worker = ThreadPoolExecutor(1, "charter-screen") if self.judge is None else None
         running: Future[_Check | None] | None = None
         covered = 0  # pending events the running check covers
-        waited = 0.0
+        waited = 0.0  # seconds the answer stood still for the screen (what the turn paid)
+
+        def inline(answer: str, at: int) -> _Check | None:
+            nonlocal waited
+            t = time.perf_counter()
+            check = self._output_check(question, answer, output, at)
+            waited += time.perf_counter() - t
+            return check
 
         def settle(block: bool) -> _Check | None | bool:
             """The running check's result (False: none finished); releases what it passed."""
@@ -257,7 +264,7 @@ class GovernStage:
                     ready.clear()
                 if tokens >= next_check:
                     if worker is None:
-                        fired = self._output_check(question, turn.answer, output, tokens)
+                        fired = inline(turn.answer, tokens)
                         if fired is not None:
                             break
                         yield from pending
@@ -277,14 +284,17 @@ class GovernStage:
                 yield from ready
                 ready.clear()
             if fired is None and done is not None:
-                fired = self._output_check(question, turn.answer, output, tokens)
+                fired = inline(turn.answer, tokens)
         finally:
             if worker is not None:
                 worker.shutdown(wait=False, cancel_futures=True)
+        # output["ms"] is the checks' own time, most of it beside generation; "waited_ms" is
+        # what the answer stood still for them, and what the stage's time counts.
         output["waited_ms"] = round(waited * 1000, 1)
         if fired is None:
-            record.ms = trace["ms"]["input_screen"] + output["ms"]
+            record.ms = trace["ms"]["input_screen"] + output["waited_ms"]
             trace["ms"]["output_screen"] = round(output["ms"], 1)
+            trace["ms"]["output_wait"] = output["waited_ms"]
             yield from pending
             if done is not None:
                 yield done

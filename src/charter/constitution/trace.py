@@ -52,7 +52,8 @@ def describe(trace: dict[str, Any]) -> list[str]:
         at = out.get("fired_at_tokens")
         what = f"fired after {at} tokens" if at else "nothing fired"
         lines.append(
-            f"Output screen ({out.get('checks', 0)} checks, {round(out.get('ms', 0.0), 1)} ms): "
+            f"Output screen ({out.get('checks', 0)} checks, {round(out.get('ms', 0.0), 1)} ms, "
+            f"{out.get('waited_ms', 0.0)} ms of it waited for): "
             f"{what}. Highest: {_top(out.get('scores') or {}, th)}"
         )
     for f in trace.get("fired") or []:
