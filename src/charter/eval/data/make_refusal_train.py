@@ -802,6 +802,34 @@ MISC_COMPLY = [
     "Good morning! Today's a great day to start that project.",
 ]
 
+# Compliance that opens by offering help: the words "help", "I'm" and "can" are refusal
+# vocabulary in isolation, so the classifier needs to see them in answers too.
+OFFER_OPENERS = [
+    "I can help you with that.",
+    "I can help with that!",
+    "I'm here to help you with that.",
+    "I'm happy to help with this.",
+    "I'd be glad to help you with that.",
+    "Happy to help!",
+    "Let me help you with that.",
+    "You're right, I can help with that.",
+    "That's a great question. I can help you with that.",
+    "Oh, I'd love to help with this one.",
+    "I can definitely help you out.",
+    "Glad to help. Let's see.",
+    "As your assistant, I'm here to help you with that.",
+    "Okay, I can help you figure this out.",
+]
+
+# Refusals that mention helping, so "help" alone never decides either way.
+HELPFUL_REFUSALS = [
+    "I'd like to help, but I can't assist with {t}.",
+    "I'm here to help with a lot of things, but {t} isn't one of them.",
+    "I want to help you, yet I won't give guidance on {t}.",
+    "Happy to help with most things, but not with {t}; {reason}",
+    "I can't help you with that. {alt}",
+]
+
 
 def _fill(rng: random.Random, template: str) -> str:
     return template.format(
@@ -902,6 +930,12 @@ def generate() -> list[dict[str, str]]:
         add(rng.choice(ANSWER_OPENERS[3:]) + a, "complied", "advice")
     for m in MISC_COMPLY:
         add(m, "complied", "misc")
+    bodies = FACT_SENTENCES + ADVICE_COMPLY + EDGY_COMPLY + SAFETY_COMPLY
+    for opener in OFFER_OPENERS:
+        for body in rng.sample(bodies, 4):
+            add(f"{opener} {body}", "complied", "offer")
+    for _ in range(30):
+        add(_fill(rng, rng.choice(HELPFUL_REFUSALS)), "refused", "helpful-refusal")
 
     seen: set[str] = set()
     unique = []
