@@ -743,9 +743,11 @@ def _register_subsystems() -> None:
     from charter.constitution.trace import trace_cmd
     from charter.eval.cli import eval_group
     from charter.retrieval.cli import docs_group, ingest_cmd, search_cmd
+    from charter.store.feedback_cli import feedback_group
 
     for command in (eval_group, ingest_cmd, docs_group, search_cmd, trace_cmd, constitution_group):
         cli.add_command(command)
+    cli.add_command(feedback_group)
 
 
 _register_subsystems()

@@ -14,6 +14,7 @@ Each error knows how it reaches a user: the CLI prints `str(err)` as one line an
         ├── NotFoundError             404  not_found_error (conversation, message, key, model)
         ├── AuthenticationError       401  authentication_error
         ├── PermissionDeniedError     403  permission_error (operator-only endpoints)
+        ├── ConflictError             409  conflict: the target cannot take this yet
         ├── PayloadTooLargeError      413  request body over the limit
         └── RateLimitError            429  rate_limit_exceeded / queue_full (carries retry_after)
 """
@@ -112,6 +113,14 @@ class NotFoundError(RequestError):
     status = 404
     type = "not_found_error"
     code = "not_found"
+
+
+class ConflictError(RequestError):
+    """The request is valid but its target is not in a state to accept it (an answer that is
+    still being generated cannot be labelled yet)."""
+
+    status = 409
+    code = "conflict"
 
 
 class AuthenticationError(RequestError):

@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from charter.errors import CharterError, RateLimitError
 from charter.runtime import Runtime
-from charter.server import admin, conversations, openai_routes
+from charter.server import admin, conversations, feedback, openai_routes
 from charter.server.auth import RateLimiter, authorize
 from charter.server.metrics import Metrics
 
@@ -124,6 +124,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(openai_routes.router)
     app.include_router(conversations.router)
+    app.include_router(feedback.router)
     app.include_router(admin.router)
     return app
 
@@ -159,6 +160,7 @@ def _endpoint(path: str) -> str:
         "/v1/chat/completions",
         "/v1/models",
         "/v1/conversations",
+        "/v1/messages",
         "/health",
         "/metrics",
         "/static",

@@ -1,4 +1,8 @@
-"""The conversations API: create, list, get, rename, delete. History shared by page and CLI."""
+"""The conversations API: create, list, get, rename, delete. History shared by page and CLI.
+
+A conversation's answers carry `feedback`, the summary of their reviewers' labels (see
+feedback.py), so a client shows the labels without asking for each answer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from charter.server.auth import authorize
+from charter.server.feedback import reviewer_for
 from charter.server.protocol import NewConversationIn, TitleIn, conversation_out, read_json
+from charter.store.feedback import summarize
 
 router = APIRouter(prefix="/v1/conversations", dependencies=[Depends(authorize)])
 
@@ -37,9 +43,19 @@ async def create_conversation(request: Request) -> dict[str, Any]:
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(request: Request, conversation_id: str) -> dict[str, Any]:
-    conv = await run_in_threadpool(_store(request).get_conversation, conversation_id)
-    return conversation_out(conv)
+async def get_conversation(
+    request: Request, conversation_id: str, key_id: str | None = Depends(authorize)
+) -> dict[str, Any]:
+    store = _store(request)
+    conv = await run_in_threadpool(store.get_conversation, conversation_id)
+    labels = await run_in_threadpool(store.conversation_feedback, conversation_id)
+    reviewer = await run_in_threadpool(reviewer_for, store, key_id, None)
+    feedback = {
+        m["id"]: summarize(labels.get(m["id"], []), reviewer)
+        for m in conv["messages"]
+        if m["role"] == "assistant"
+    }
+    return conversation_out(conv, feedback)
 
 
 @router.patch("/{conversation_id}")

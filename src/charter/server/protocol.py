@@ -15,6 +15,7 @@ from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from charter.errors import PayloadTooLargeError, RequestError
+from charter.store.feedback import MAX_BETTER_CHARS, MAX_NOTE_CHARS, MAX_REVIEWER_CHARS
 from charter.types import Message, Params, Turn
 
 
@@ -135,6 +136,42 @@ class NewConversationIn(BaseModel):
     title: str = Field(default="New chat", min_length=1, max_length=200)
 
 
+class FeedbackIn(BaseModel):
+    """A label on an answer: up or down, and optionally a better answer and a note."""
+
+    model_config = ConfigDict(extra="forbid")
+    rating: Literal["up", "down"]
+    #: The reviewer's better answer (refused, never cut, over MAX_BETTER_CHARS).
+    better: str | None = Field(default=None, max_length=MAX_BETTER_CHARS)
+    #: Who labels; default: the API key's name, else "anonymous".
+    reviewer: str | None = Field(default=None, max_length=MAX_REVIEWER_CHARS)
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+
+    @field_validator("better")
+    @classmethod
+    def _better_has_text(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("the better answer is empty; leave it out to give only a rating")
+        return v
+
+    @field_validator("reviewer")
+    @classmethod
+    def _reviewer_is_a_name(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = v.strip()
+        if not v:
+            raise ValueError("the reviewer is empty; leave it out to use the default")
+        if any(not ch.isprintable() for ch in v):
+            raise ValueError("the reviewer must be printable text, without control characters")
+        return v
+
+    @field_validator("note")
+    @classmethod
+    def _blank_note_is_none(cls, v: str | None) -> str | None:
+        return v if v is not None and v.strip() else None
+
+
 async def read_json(request: Request, model: type[BaseModel], limit: int) -> Any:
     """Read, decode and validate a JSON body. Every failure is a RequestError (4xx)."""
     declared = request.headers.get("content-length")
@@ -176,6 +213,8 @@ def _validation_error(exc: ValidationError, prefix: str = "") -> RequestError:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unrecognized parameter (not supported by Charter)"
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
     elif err["type"] == "literal_error" and loc.endswith("role"):
         msg = f"unknown role {err.get('input')!r}; expected system, developer, user or assistant"
     return RequestError(f"{loc}: {msg}" if loc else msg, param=loc or None, code="invalid_value")
@@ -251,9 +290,10 @@ def replace_chunk(turn: Turn, text: str) -> dict[str, Any]:
     return out
 
 
-def message_out(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored message as the conversations API returns it."""
-    return {
+def message_out(row: dict[str, Any], feedback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A stored message as the conversations API returns it; answers carry `feedback`, the
+    summary of their labels, when it is given."""
+    out = {
         "id": row["id"],
         "role": row["role"],
         "content": row["content"],
@@ -263,9 +303,30 @@ def message_out(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": int(row["created_at"]),
         "charter": json.loads(row["charter"]) if row["charter"] else None,
     }
+    if feedback is not None and row["role"] == "assistant":
+        out["feedback"] = feedback
+    return out
 
 
-def conversation_out(conv: dict[str, Any]) -> dict[str, Any]:
+def feedback_out(row: dict[str, Any]) -> dict[str, Any]:
+    """One reviewer's label as the feedback API returns it."""
+    return {
+        "id": row["id"],
+        "object": "feedback",
+        "message_id": row["message_id"],
+        "reviewer": row["reviewer"],
+        "rating": row["rating"],
+        "better": row["better"],
+        "note": row["note"],
+        "created_at": int(row["created_at"]),
+        "updated_at": int(row["updated_at"]),
+    }
+
+
+def conversation_out(
+    conv: dict[str, Any], feedback: dict[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A conversation; `feedback` (message id -> label summary) adds one to each answer."""
     out = {
         "id": conv["id"],
         "object": "conversation",
@@ -276,5 +337,8 @@ def conversation_out(conv: dict[str, Any]) -> dict[str, Any]:
         "message_count": conv.get("message_count", 0),
     }
     if "messages" in conv:
-        out["messages"] = [message_out(m) for m in conv["messages"]]
+        out["messages"] = [
+            message_out(m, None if feedback is None else feedback.get(m["id"]))
+            for m in conv["messages"]
+        ]
     return out

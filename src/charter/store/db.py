@@ -10,6 +10,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,17 @@ from typing import Any
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Connection, Engine
 
-from charter.errors import NotFoundError
+from charter.errors import ConflictError, NotFoundError, RequestError
 
 CONVERSATION_FIELDS = "id, title, source, created_at, updated_at"
 MESSAGE_FIELDS = (
     "id, conversation_id, seq, role, content, status, finish_reason, error, "
     "charter, created_at, updated_at"
 )
+FEEDBACK_FIELDS = (
+    "id, message_id, reviewer, rating, better, note, api_key_id, created_at, updated_at"
+)
+RATINGS = ("up", "down")
 
 
 def new_id(prefix: str) -> str:
@@ -250,6 +255,147 @@ class Store:
             for mid in message_ids:
                 c.execute(text("DELETE FROM messages WHERE id = :id"), {"id": mid})
 
+    # -- feedback ----------------------------------------------------------------------
+    def add_feedback(
+        self,
+        message_id: str,
+        *,
+        reviewer: str,
+        rating: str,
+        better: str | None = None,
+        note: str | None = None,
+        api_key_id: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Record `reviewer`'s label on an answer; return (the label, whether it is new).
+
+        A reviewer holds one label per message: labelling it again replaces their rating,
+        better answer and note together; no other reviewer's label is touched, so
+        disagreements stay on record. Raises NotFoundError (no such message), RequestError
+        (not an assistant message), ConflictError (the answer is still being generated).
+        """
+        if rating not in RATINGS or not reviewer:
+            raise ValueError("add_feedback needs a reviewer and a rating of 'up' or 'down'")
+        now = time.time()
+        with self.engine.begin() as c:
+            msg = c.execute(
+                text("SELECT role, status FROM messages WHERE id = :id"), {"id": message_id}
+            ).first()
+            if msg is None:
+                raise NotFoundError(f"no message with id {message_id!r}", param="message_id")
+            if msg.role != "assistant":
+                raise RequestError(
+                    f"message {message_id!r} is a {msg.role} message; feedback is given on "
+                    "assistant answers",
+                    param="message_id",
+                    code="not_an_answer",
+                )
+            if msg.status == "generating":
+                raise ConflictError(
+                    f"message {message_id!r} is still being generated; label it once it is "
+                    "finished",
+                    param="message_id",
+                )
+            key = {"m": message_id, "r": reviewer}
+            existing = c.execute(
+                text("SELECT id FROM feedback WHERE message_id = :m AND reviewer = :r"), key
+            ).first()
+            c.execute(
+                text(
+                    f"INSERT INTO feedback ({FEEDBACK_FIELDS}) VALUES (:id, :m, :r, :rating, "
+                    ":better, :note, :key_id, :now, :now) "
+                    "ON CONFLICT (message_id, reviewer) DO UPDATE SET "
+                    "rating = excluded.rating, better = excluded.better, note = excluded.note, "
+                    "api_key_id = excluded.api_key_id, updated_at = excluded.updated_at"
+                ),
+                {
+                    **key,
+                    "id": new_id("fb"),
+                    "rating": rating,
+                    "better": better,
+                    "note": note,
+                    "key_id": api_key_id,
+                    "now": now,
+                },
+            )
+            row = c.execute(
+                text(
+                    f"SELECT {FEEDBACK_FIELDS} FROM feedback "
+                    "WHERE message_id = :m AND reviewer = :r"
+                ),
+                key,
+            ).one()
+        return dict(row._mapping), existing is None
+
+    def list_feedback(self, message_id: str) -> list[dict[str, Any]]:
+        """Every reviewer's label on a message, oldest first. Raises NotFoundError."""
+        with self.engine.connect() as c:
+            if (
+                c.execute(text("SELECT 1 FROM messages WHERE id = :id"), {"id": message_id}).first()
+                is None
+            ):
+                raise NotFoundError(f"no message with id {message_id!r}", param="message_id")
+            rows = c.execute(
+                text(
+                    f"SELECT {FEEDBACK_FIELDS} FROM feedback WHERE message_id = :id "
+                    "ORDER BY created_at, reviewer"
+                ),
+                {"id": message_id},
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def conversation_feedback(self, conversation_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The labels on a conversation's messages, by message id (unlabelled ones absent)."""
+        fields = ", ".join(f"f.{f.strip()}" for f in FEEDBACK_FIELDS.split(","))
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    f"SELECT {fields} FROM feedback f JOIN messages m ON m.id = f.message_id "
+                    "WHERE m.conversation_id = :id ORDER BY f.created_at, f.reviewer"
+                ),
+                {"id": conversation_id},
+            )
+            out: dict[str, list[dict[str, Any]]] = {}
+            for r in rows:
+                out.setdefault(r.message_id, []).append(dict(r._mapping))
+        return out
+
+    def iter_feedback(self) -> Iterator[dict[str, Any]]:
+        """Every labelled message, in conversation order, with what led up to it.
+
+        Yields `{"message": {...}, "prompt": [{"role", "content"}, ...], "labels": [...]}`:
+        the prompt is the conversation before the answer as the model was given it (earlier
+        answers that stayed empty are left out, as the pipeline leaves them out).
+        """
+        fields = ", ".join(f"f.{f.strip()}" for f in FEEDBACK_FIELDS.split(","))
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    f"SELECT {fields}, m.conversation_id FROM feedback f "
+                    "JOIN messages m ON m.id = f.message_id "
+                    "ORDER BY m.conversation_id, m.seq, f.created_at, f.reviewer"
+                )
+            )
+            by_conversation: dict[str, dict[str, list[dict[str, Any]]]] = {}
+            for r in rows:
+                label = dict(r._mapping)
+                conversation_id = label.pop("conversation_id")
+                labels = by_conversation.setdefault(conversation_id, {})
+                labels.setdefault(label["message_id"], []).append(label)
+        for conversation_id, labels in by_conversation.items():
+            try:
+                messages = self.get_conversation(conversation_id)["messages"]
+            except NotFoundError:  # deleted since the labels were read
+                continue
+            for i, message in enumerate(messages):
+                if message["id"] not in labels:
+                    continue
+                prompt = [
+                    {"role": m["role"], "content": m["content"]}
+                    for m in messages[:i]
+                    if m["content"] or m["role"] != "assistant"
+                ]
+                yield {"message": message, "prompt": prompt, "labels": labels[message["id"]]}
+
     # -- API keys ----------------------------------------------------------------------
     def create_key(self, name: str) -> tuple[dict[str, Any], str]:
         """Create a key; return (its record, the secret). The secret is shown once only."""
@@ -280,6 +426,13 @@ class Store:
                 )
             )
             return [dict(r._mapping) for r in rows]
+
+    def key_name(self, key_id: str) -> str | None:
+        """The name given to the key with this id (None if there is none)."""
+        with self.engine.connect() as c:
+            return c.execute(
+                text("SELECT name FROM api_keys WHERE id = :id"), {"id": key_id}
+            ).scalar_one_or_none()
 
     def revoke_key(self, key_id_or_name: str) -> dict[str, Any]:
         """Revoke by id or name. Raises NotFoundError when no active key matches."""

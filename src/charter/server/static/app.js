@@ -4,7 +4,10 @@
 // Answers from a document collection show their [n] marks as links to the cited passages.
 // An answer the constitution replaced mid-stream is swapped for the governed text and marked
 // with a notice; its details panel says in words what the constitution saw and decided.
+// Under each finished answer, thumbs up / down and a better answer (feedback.js) are saved
+// as this reviewer's label on it.
 
+import { FeedbackControls } from "./feedback.js";
 import { decisionWord, governanceSection, noticeText } from "./governance.js";
 import { linkCitations, renderMarkdown } from "./markdown.js";
 import { readEvents } from "./sse.js";
@@ -379,6 +382,7 @@ async function openConversation(id) {
         charter: message.charter,
         finishReason: message.finish_reason,
         error: message.error,
+        feedback: message.feedback,
       });
       view.setText(message.content || "");
       view.flush();
@@ -423,7 +427,7 @@ const STATUS_TEXT = {
 };
 
 class MessageView {
-  constructor(role, { id, status, charter, finishReason, error } = {}) {
+  constructor(role, { id, status, charter, finishReason, error, feedback } = {}) {
     this.role = role;
     this.text = "";
     this.pending = false;
@@ -455,12 +459,24 @@ class MessageView {
       this.badge.className = "status-badge";
       this.badge.dataset.testid = "message-status";
       this.badge.hidden = true;
-      this.foot.append(this.badge);
+      this.feedback = new FeedbackControls(getJSON, report);
+      this.foot.append(this.badge, this.feedback.root);
       this.article.append(this.foot);
     }
     this.error = !error ? null : typeof error === "string" ? error : error.message || null;
     this.setStatus(status || "complete", finishReason);
     if (charter) this.setCharter(charter);
+    if (id && status !== "generating") this.enableFeedback(feedback);
+  }
+
+  setId(id) {
+    this.article.dataset.messageId = id;
+  }
+
+  /** Offer the feedback controls once the answer is stored and finished. */
+  enableFeedback(summary) {
+    const id = this.article.dataset.messageId;
+    if (this.feedback && id) this.feedback.attach(id, summary);
   }
 
   setText(text) {
@@ -885,6 +901,8 @@ async function send() {
       signal,
       accept: "text/event-stream",
     });
+    const messageId = response.headers.get("X-Charter-Message-Id");
+    if (messageId) view.setId(messageId);
     for await (const data of readEvents(response)) {
       if (data.trim() === "[DONE]") {
         finished = true;
@@ -949,6 +967,7 @@ async function send() {
   } finally {
     if (tokens.length && view.foot) view.foot.prepend(confidenceView(tokens));
     view.flush();
+    if (view.article.isConnected) view.enableFeedback();
     if (state.streaming && state.streaming.controller === controller) state.streaming = null;
     setStreaming(Boolean(state.streaming));
     loadConversations();
