@@ -55,6 +55,12 @@ def test_help_on_every_command() -> None:
         ["bench"],
         ["inspect"],
         ["lens"],
+        ["feedback"],
+        ["feedback", "export"],
+        ["train"],
+        ["train", "run"],
+        ["train", "sl-data"],
+        ["train", "prefs"],
     ):
         p = charter(*cmd, "--help")
         assert p.returncode == 0, p.stderr

@@ -744,10 +744,19 @@ def _register_subsystems() -> None:
     from charter.eval.cli import eval_group
     from charter.retrieval.cli import docs_group, ingest_cmd, search_cmd
     from charter.store.feedback_cli import feedback_group
+    from charter.train.cli import train_group
 
-    for command in (eval_group, ingest_cmd, docs_group, search_cmd, trace_cmd, constitution_group):
+    for command in (
+        eval_group,
+        ingest_cmd,
+        docs_group,
+        search_cmd,
+        trace_cmd,
+        constitution_group,
+        feedback_group,
+        train_group,
+    ):
         cli.add_command(command)
-    cli.add_command(feedback_group)
 
 
 _register_subsystems()

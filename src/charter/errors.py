@@ -6,6 +6,7 @@ Each error knows how it reaches a user: the CLI prints `str(err)` as one line an
 
     CharterError                      500  internal_error
     ├── ConfigError                   (CLI only) bad setting or flag
+    ├── ExportError                   (CLI only) a tuned model cannot be exported as asked
     ├── ModelFileError                400  model file missing, unreadable or corrupt
     ├── BackendError                  502  the model engine or upstream failed
     │   └── UpstreamError             upstream answered with an error (keeps its status if 4xx)
@@ -53,6 +54,14 @@ class ConfigError(CharterError):
     """A setting, flag or environment variable has a value Charter cannot use."""
 
     type = "config_error"
+    exit_code = 2
+
+
+class ExportError(CharterError):
+    """`charter train export` refuses or fails: the target exists (no --force), an unknown
+    quantisation type, a model that does not fit its base GGUF, llama.cpp's quantiser failed."""
+
+    type = "export_error"
     exit_code = 2
 
 

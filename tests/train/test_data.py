@@ -237,6 +237,7 @@ def test_human_pairs_are_added_and_checked(tmp_path: Path) -> None:
         "chosen": [{"role": "assistant", "content": "Hello!"}],
         "rejected": [{"role": "assistant", "content": "What."}],
         "message_id": "m1",
+        "pair_id": "m1-abc",
     }
     human.write_text(json.dumps(pair) + "\n")
     cfg = config(tmp_path, "human = 'human.jsonl'\n")
@@ -245,7 +246,7 @@ def test_human_pairs_are_added_and_checked(tmp_path: Path) -> None:
     result = run_prefs(cfg, C, judge=fake_engine(script="B"), generator=gen, progress=False)
     assert result["human"] == 1
     rows = [json.loads(x) for x in (cfg.out_dir / "prefs.jsonl").read_text().splitlines()]
-    assert [r["source"] for r in rows if r["id"] == "human-m1"] == ["human"]
+    assert [r["source"] for r in rows if r["id"] == "human-m1-abc"] == ["human"]
     human.write_text(json.dumps({"prompt": []}) + "\n")
     cfg2 = config(tmp_path, "human = 'human.jsonl'\n")
     with pytest.raises(ConfigError, match=r"human.jsonl:1: missing chosen, rejected"):

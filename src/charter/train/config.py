@@ -175,7 +175,7 @@ class TrainConfig(_Section):
 
     def path(self, value: str) -> Path:
         p = Path(value).expanduser()
-        return p if p.is_absolute() else (self.root / p)
+        return (p if p.is_absolute() else (self.root / p)).resolve()
 
     @property
     def out_dir(self) -> Path:

@@ -258,7 +258,9 @@ def _human_rows(cfg: TrainConfig, done: set[str]) -> list[dict[str, Any]]:
         missing = [k for k in ("prompt", "chosen", "rejected") if k not in r]
         if missing:
             raise ConfigError(f"{path}:{i}: missing {', '.join(missing)} (not a preference pair)")
-        rid = f"human-{r.get('message_id', i)}"
+        # One answer can be the rejected side of several pairs (two reviewers' better
+        # answers): the export's pair_id tells them apart.
+        rid = f"human-{r.get('pair_id') or r.get('message_id', i)}"
         if rid in done:
             continue
         rows.append({**r, "id": rid, "source": "human"})
