@@ -107,7 +107,7 @@ def sl_data_cmd(config_path: Path | None, restart: bool) -> None:
 @restart_opt
 def prefs_cmd(config_path: Path | None, restart: bool) -> None:
     """AI-feedback preference pairs with soft labels (prefs.jsonl), resumable."""
-    from charter.train.prefs import run_prefs
+    from charter.train.prefs import judge_warning, run_prefs
 
     try:
         cfg = _load(config_path)
@@ -116,6 +116,9 @@ def prefs_cmd(config_path: Path | None, restart: bool) -> None:
         _fail(exc)
     _record(cfg, "prefs", result)
     click.echo(json.dumps(result))
+    warning = judge_warning(result["judge"])
+    if warning:
+        click.echo(warning, err=True)
 
 
 @train_group.command("sft")
@@ -150,15 +153,54 @@ def dpo_cmd(config_path: Path | None, restart: bool) -> None:
     click.echo(json.dumps({k: v for k, v in result.items() if k != "loss_curve"}))
 
 
+def eval_summary(run_dir: Path) -> dict[str, Any]:
+    """The headline figures of a `charter eval` run (its report.json), for the model card:
+    every rate of every suite as "value [low-high] (k/n)", plus what was evaluated."""
+    path = Path(run_dir) / "report.json"
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        run, suites = report["run"], report["metrics"]["suites"]
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file (run `charter eval ... --out {run_dir}` first)"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a charter eval report ({exc})") from None
+    figures: dict[str, str] = {}
+    for suite, metrics in suites.items():
+        for key, m in metrics.items():
+            if isinstance(m, dict) and {"value", "low", "high", "k", "n"} <= m.keys():
+                figures[f"{suite}: {key.replace('_', ' ')}"] = (
+                    f"{m['value']:.1%} [{m['low']:.1%}-{m['high']:.1%}] ({m['k']}/{m['n']})"
+                )
+    return {
+        "run": str(run_dir),
+        "constitution hash": run.get("constitution_hash") or "none (constitution off)",
+        "limit per suite": run.get("limit") or "all cases",
+        "seed": run.get("seed"),
+        "complete": run.get("complete"),
+        "figures": figures,
+    }
+
+
 @train_group.command("export")
 @config_opt
 @click.option("--force", is_flag=True, help="Overwrite an existing GGUF and model card.")
-def export_stage_cmd(config_path: Path | None, force: bool) -> None:
+@click.option(
+    "--eval",
+    "eval_runs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A `charter eval` run of this model to put in the model card (repeatable).",
+)
+def export_stage_cmd(config_path: Path | None, force: bool, eval_runs: tuple[Path, ...]) -> None:
     """Export the run's last adapter as the GGUF its config names, with a model card."""
     from charter.train.export import export_gguf
 
     try:
         cfg = _load(config_path)
+        if eval_runs:
+            _record_evaluation(cfg, [eval_summary(d) for d in eval_runs])
         stage = cfg.export.stage
         if stage == "auto":
             stage = "dpo" if (cfg.out_dir / "dpo" / "adapter").exists() else "sft"
@@ -191,6 +233,14 @@ def export_stage_cmd(config_path: Path | None, force: bool) -> None:
     }
     _record(cfg, "export", summary)
     click.echo(json.dumps(summary))
+
+
+def _record_evaluation(cfg: Any, summaries: list[dict[str, Any]]) -> None:
+    path = cfg.out_dir / "run.json"
+    run = json.loads(path.read_text()) if path.exists() else {}
+    run["evaluation"] = {Path(s["run"]).name: s for s in summaries}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(run, indent=2) + "\n")
 
 
 def _card(cfg: Any, run: dict[str, Any], stage: str) -> dict[str, Any]:

@@ -245,7 +245,61 @@ def run_prefs(
         "skipped": skipped,
         "human": len(human),
         "seconds": round(time.perf_counter() - t0, 1),
+        "judge": judge_report(read_rows(out)),
     }
+
+
+def judge_report(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """How far the AI labels can be trusted, from the votes themselves (every AI row in the
+    file, resumed ones included):
+
+    - ``order_consistency``: of the (pair, principle) votes asked in both orders, the share
+      where the judge picked the same answer both times; 0.5 is what a coin would score,
+      and a judge that always answers "(A)" scores 0;
+    - ``picks_a``: the mean probability it gave to whichever answer stood first (0.5 = no
+      position bias);
+    - ``chosen``: which answer won the kept pairs (the draft, the final answer, a second
+      sample), so a judge that prefers compliant drafts to the constitution's revisions
+      shows up before DPO trains on it.
+    """
+    both = consistent = 0
+    first: list[float] = []
+    chosen: dict[str, int] = {}
+    for row in rows:
+        if row.get("source") == "human":
+            continue
+        by_principle: dict[str, dict[str, float]] = {}
+        for v in row.get("votes", []):
+            if v.get("p_y") is None:
+                continue
+            by_principle.setdefault(v["principle"], {})[v["order"]] = v["p_y"]
+            first.append(1 - v["p_y"] if v["order"] == "xy" else v["p_y"])
+        for orders in by_principle.values():
+            if len(orders) == 2:
+                both += 1
+                consistent += (orders["xy"] > 0.5) == (orders["yx"] > 0.5)
+        if "chosen" in row:
+            winner = row["x_is"] if row["chosen_is"] == "x" else row["y_is"]
+            chosen[winner] = chosen.get(winner, 0) + 1
+    return {
+        "votes": len(first),
+        "order_consistency": round(consistent / both, 3) if both else None,
+        "picks_a": round(sum(first) / len(first), 3) if first else None,
+        "chosen": chosen,
+    }
+
+
+def judge_warning(report: dict[str, Any]) -> str | None:
+    """A one-line warning when the judge's labels are closer to noise than to judgement."""
+    c = report.get("order_consistency")
+    if c is None or c >= 0.6:
+        return None
+    return (
+        f"warning: the judge picked the same answer in both orders in only {c:.0%} of "
+        f"votes (it gives {report['picks_a']:.0%} to whichever answer comes first): its "
+        "labels are mostly position bias; use a stronger judge ([prefs.judge] backend = "
+        '"openai") before training DPO on them'
+    )
 
 
 def _human_rows(cfg: TrainConfig, done: set[str]) -> list[dict[str, Any]]:
