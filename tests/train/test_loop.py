@@ -46,6 +46,7 @@ r = 4
 alpha = 8
 [dpo]
 max_steps = 1
+min_judge_consistency = 0.0
 batch_size = 2
 save_steps = 1
 max_length = 256

@@ -130,6 +130,9 @@ class TuneSection(_Section):
 class DPOSection(TuneSection):
     learning_rate: float = Field(default=5e-5, gt=0.0, le=1.0)
     beta: float = Field(default=0.1, gt=0.0, le=10.0)
+    #: AI pairs are trained on only when the judge picked the same answer in both orders in
+    #: at least this share of its votes (prefs.judge_report); 0 trains on any labels.
+    min_judge_consistency: float = Field(default=0.6, ge=0.0, le=1.0)
 
 
 class ExportSection(_Section):

@@ -144,11 +144,39 @@ def run_sft(cfg: TrainConfig, *, restart: bool = False) -> dict[str, Any]:
     return _finish(trainer, out, t0, {"examples": len(rows), "base": str(base)})
 
 
-def dpo_rows(cfg: TrainConfig) -> list[dict[str, Any]]:
-    rows = [r for r in read_rows(cfg.out_dir / "prefs.jsonl") if "chosen" in r]
+def dpo_rows(cfg: TrainConfig) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The pairs DPO trains on, and what was decided about the AI judge's labels.
+
+    When the judge's order consistency is below ``[dpo] min_judge_consistency`` its pairs
+    are left out (training on them teaches its position bias); human pairs are kept, and
+    with none left the stage refuses to start, saying why."""
+    from charter.train.prefs import judge_report
+
+    path = cfg.out_dir / "prefs.jsonl"
+    every = read_rows(path)
+    rows = [r for r in every if "chosen" in r]
     if not rows:
-        raise ConfigError(f"{cfg.out_dir / 'prefs.jsonl'}: no usable pairs (all undecided?)")
-    return [{"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows]
+        raise ConfigError(f"{path}: no usable pairs (all undecided?)")
+    report = judge_report(every)
+    floor = cfg.dpo.min_judge_consistency
+    c = report["order_consistency"]
+    dropped = 0
+    if c is not None and c < floor:
+        kept = [r for r in rows if r.get("source") == "human"]
+        dropped = len(rows) - len(kept)
+        if not kept:
+            raise ConfigError(
+                f"{path}: the judge picked the same answer in both orders in only {c:.0%} of "
+                f"its votes (below [dpo] min_judge_consistency = {floor}): its labels are "
+                "mostly position bias and DPO would learn that. Use a stronger judge "
+                '([prefs.judge] backend = "openai"), add human pairs, or set '
+                "min_judge_consistency = 0 to train on them anyway"
+            )
+        rows = kept
+    pairs = [
+        {"prompt": r["prompt"], "chosen": r["chosen"], "rejected": r["rejected"]} for r in rows
+    ]
+    return pairs, {"judge": report, "ai_pairs_left_out": dropped}
 
 
 def sft_merged_folder(cfg: TrainConfig) -> Path:
@@ -188,7 +216,7 @@ def run_dpo(cfg: TrainConfig, *, restart: bool = False) -> dict[str, Any]:
 
     out = cfg.out_dir / "dpo"
     _guard(out, cfg.stage_hash("generator", "sl_data", "sft", "prefs", "dpo"), restart)
-    rows = dpo_rows(cfg)
+    rows, decided = dpo_rows(cfg)
     t0 = time.perf_counter()
     if (cfg.out_dir / "sft" / "adapter" / "adapter_config.json").exists():
         start, start_from = sft_merged_folder(cfg), "sft"
@@ -206,7 +234,10 @@ def run_dpo(cfg: TrainConfig, *, restart: bool = False) -> dict[str, Any]:
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(out))
     return _finish(
-        trainer, out, t0, {"pairs": len(rows), "start": str(start), "start_from": start_from}
+        trainer,
+        out,
+        t0,
+        {"pairs": len(rows), "start": str(start), "start_from": start_from, **decided},
     )
 
 
