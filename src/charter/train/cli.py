@@ -46,15 +46,24 @@ def _fail(exc: CharterError) -> None:
     sys.exit(exc.exit_code)
 
 
-def _record(cfg: Any, stage: str, result: dict[str, Any]) -> None:
-    """Append the stage's figures to <out_dir>/run.json (what the model card reads)."""
+def _read_run(cfg: Any) -> dict[str, Any]:
     path = cfg.out_dir / "run.json"
-    run = json.loads(path.read_text()) if path.exists() else {}
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_run(cfg: Any, run: dict[str, Any]) -> None:
+    """<out_dir>/run.json: each stage's figures, resources and evaluation (the card reads it)."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.out_dir / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+
+
+def _record(cfg: Any, stage: str, result: dict[str, Any]) -> None:
+    """Add the stage's figures to run.json."""
+    run = _read_run(cfg)
     run["config"] = cfg.to_dict()
     run["config_hash"] = cfg.hash
     run.setdefault("stages", {})[stage] = result
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(run, indent=2) + "\n")
+    _write_run(cfg, run)
 
 
 @click.group("train")
@@ -212,7 +221,7 @@ def export_stage_cmd(config_path: Path | None, force: bool, eval_runs: tuple[Pat
             if Path(cfg.export.file).is_absolute()
             else (cfg.out_dir / cfg.export.file)
         )
-        run = json.loads((cfg.out_dir / "run.json").read_text())
+        run = _read_run(cfg)
         result = export_gguf(
             adapter,
             out,
@@ -236,11 +245,9 @@ def export_stage_cmd(config_path: Path | None, force: bool, eval_runs: tuple[Pat
 
 
 def _record_evaluation(cfg: Any, summaries: list[dict[str, Any]]) -> None:
-    path = cfg.out_dir / "run.json"
-    run = json.loads(path.read_text()) if path.exists() else {}
+    run = _read_run(cfg)
     run["evaluation"] = {Path(s["run"]).name: s for s in summaries}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(run, indent=2) + "\n")
+    _write_run(cfg, run)
 
 
 def _card(cfg: Any, run: dict[str, Any], stage: str) -> dict[str, Any]:
@@ -296,15 +303,13 @@ def run_cmd(config_path: Path | None, stages: str, force: bool) -> None:
         proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
         peak_mib = usage.ru_maxrss / 1024  # Linux: KiB
-        path = cfg.out_dir / "run.json"
-        run = json.loads(path.read_text()) if path.exists() else {}
+        run = _read_run(cfg)
         run.setdefault("resources", {})[stage] = {
             "wall_s": round(wall, 1),
             "peak_rss_mib": round(peak_mib, 1),
             "exit": proc.returncode,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(run, indent=2) + "\n")
+        _write_run(cfg, run)
         click.echo(f"== {stage}: {wall:.0f} s, peak {peak_mib:.0f} MiB", err=True)
         if proc.returncode != 0:
             sys.exit(proc.returncode)
